@@ -1,0 +1,48 @@
+"""corenet: neural networks with compiled Cython kernels and pluggy plugins.
+
+The engine (this package's top-level modules) is small: parameters, layers, models,
+the trainer, the registry of plugin components and the hook specifications. Every
+component (layer, activation, loss, metric, optimizer, initializer, normalizer,
+regularizer, pruner, grower, callback, dataset) is a plugin found through the
+entry-point group ``corenet``.
+"""
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from . import registry
+from .activation import Activation
+from .callback import Callback
+from .config import get_default_dtype, get_num_threads, set_default_dtype, set_num_threads
+from .errors import (CorenetError, DTypeError, HyperparameterError, NotFiniteError,
+                     PluginError, ShapeError)
+from .graph import Graph
+from .initializer import Initializer
+from .layer import Layer
+from .loss import Loss, Metric
+from .model import Model, Sequential
+from .normalizer import Normalizer
+from .optimizer import Optimizer, Scheduler
+from .parameter import Parameter
+from .plugins import hookimpl
+from .regularizer import Regularizer
+from .trainer import History, Trainer
+
+try:
+    __version__ = _version("corenet")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+
+def create(category: str, spec, **kwargs):
+    """Instantiate a registered component: ``corenet.create("layer", "dense", out_features=3)``."""
+    if isinstance(spec, str):
+        return registry.get(category, spec)(**kwargs)
+    return registry.create(category, spec, **kwargs)
+
+
+__all__ = [
+    "Activation", "Callback", "CorenetError", "DTypeError", "Graph", "History",
+    "HyperparameterError", "Initializer", "Layer", "Loss", "Metric", "Model",
+    "NotFiniteError", "Normalizer", "Optimizer", "Parameter", "PluginError", "Regularizer",
+    "Scheduler", "Sequential", "ShapeError", "Trainer", "create", "get_default_dtype",
+    "get_num_threads", "hookimpl", "registry", "set_default_dtype", "set_num_threads",
+]

@@ -1,0 +1,169 @@
+"""The base class of every layer (spec README §9, minimum layer contract)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DTypeError, ShapeError
+from .parameter import Parameter
+
+
+class Layer:
+    """A differentiable map with parameters, built lazily from its first input shape.
+
+    Contract (spec README §9):
+
+    * ``forward(x) -> y`` caches what ``backward`` needs (train or eval mode);
+    * ``backward(dy) -> dx`` returns ``∂L/∂x`` and *adds* ``∂L/∂θ`` into each
+      ``Parameter.grad``;
+    * ``parameters()`` lists the parameters in declaration order (weight, bias, ...);
+    * ``output_shape(input_shape)`` maps a per-sample shape (no batch axis) to the output's;
+    * ``training`` / ``mode`` is the train/eval flag of spec README §7;
+    * ``get_config()`` returns the constructor arguments; ``from_config`` inverts it.
+
+    Subclasses implement ``_build`` (create parameters with :meth:`add_parameter`),
+    ``_forward``, ``_backward`` and ``output_shape``. Layers with several inputs
+    (merges) set ``n_inputs`` to the count (or ``None`` for any count >= 2); their
+    ``forward`` takes the inputs as separate arguments and ``backward`` returns a tuple.
+
+    Fused output activations: a layer whose last operation is an activation
+    (``activation``, ``softmax``, ``dense(activation=...)``) names it in
+    ``output_activation`` and implements ``_forward_logits`` / ``_backward_logits``
+    that stop before it, so a loss can consume the pre-activation (networks.md §3.6).
+    """
+
+    name: str = ""
+    n_inputs: int | None = 1
+
+    def __init__(self, *, trainable: bool = True):
+        self.trainable = trainable
+        self.training = True
+        self.built = False
+        self.input_shape = None
+        self.dtype = None
+        self.rng = None
+        self.key = ""
+        self._params: list[Parameter] = []
+
+    # ------------------------------------------------------------------ building
+    def build(self, input_shape, dtype=np.float64, rng=None) -> None:
+        """Create the parameters for per-sample ``input_shape`` (no batch axis)."""
+        from .config import check_dtype
+
+        self.dtype = check_dtype(dtype, self.name or type(self).__name__)
+        if self.n_inputs == 1:
+            self.input_shape = tuple(int(s) for s in input_shape)
+        else:
+            self.input_shape = tuple(tuple(int(s) for s in shape) for shape in input_shape)
+        self.rng = rng if rng is not None else np.random.default_rng()
+        self._params = []
+        self._build(self.input_shape, self.rng)
+        for p in self._params:
+            p.trainable = p.trainable and self.trainable
+        self.built = True
+
+    def _build(self, input_shape, rng) -> None:
+        """Create parameters; the default layer has none."""
+
+    def add_parameter(self, role: str, data: np.ndarray, **kwargs) -> Parameter:
+        """Create a :class:`Parameter` of the layer's dtype and append it to the layer."""
+        p = Parameter(np.asarray(data, dtype=self.dtype), role, **kwargs)
+        p.name = f"{self.key}.{role}" if self.key else role
+        self._params.append(p)
+        return p
+
+    def parameters(self) -> list[Parameter]:
+        return list(self._params)
+
+    def output_shape(self, input_shape):
+        """Per-sample output shape; the default layer preserves the shape."""
+        return tuple(input_shape)
+
+    # ------------------------------------------------------------------ passes
+    def _prepare(self, xs) -> None:
+        """Validate the inputs of a forward pass, building the layer on first use."""
+        if len(xs) != (self.n_inputs or len(xs)) or (self.n_inputs is None and len(xs) < 2):
+            want = self.n_inputs if self.n_inputs else "at least 2"
+            raise ShapeError(f"{self.label}: expected {want} input(s), got {len(xs)}")
+        for x in xs:
+            if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+                raise DTypeError(f"{self.label}: input must be a float32/float64 ndarray, "
+                                 f"got {getattr(x, 'dtype', type(x).__name__)}")
+        if not self.built:
+            shapes = xs[0].shape[1:] if self.n_inputs == 1 else [x.shape[1:] for x in xs]
+            self.build(shapes, xs[0].dtype)
+        if self.n_inputs == 1:
+            x = xs[0]
+            if x.shape[1:] != self.input_shape:
+                raise ShapeError(f"{self.label}: expected input of shape (N, "
+                                 f"{', '.join(map(str, self.input_shape))}), got {x.shape}")
+        for i, x in enumerate(xs):
+            if x.dtype != self.dtype:
+                raise DTypeError(f"{self.label}: layer dtype is {self.dtype}, input {i} has "
+                                 f"{x.dtype}")
+
+    def forward(self, *xs):
+        """Validate the inputs (building on first use) and run ``_forward``."""
+        self._prepare(xs)
+        return self._forward(*xs)
+
+    def backward(self, dy):
+        """Return ``∂L/∂x`` (a tuple for multi-input layers), accumulating parameter grads."""
+        return self._backward(dy)
+
+    def _forward(self, *xs):
+        raise NotImplementedError(f"{type(self).__name__} does not implement _forward")
+
+    def _backward(self, dy):
+        raise NotImplementedError(f"{type(self).__name__} does not implement _backward")
+
+    # fused output activation (networks.md §3.6); layers ending in an activation override
+    output_activation: str | None = None
+
+    def forward_logits(self, x):
+        """Forward pass stopping before ``output_activation`` (pre-activation output)."""
+        self._prepare((x,))
+        return self._forward_logits(x)
+
+    def backward_logits(self, ds):
+        """Backward pass starting from the gradient w.r.t. the pre-activation output."""
+        return self._backward_logits(ds)
+
+    def _forward_logits(self, x):
+        return self._forward(x)
+
+    def _backward_logits(self, ds):
+        return self._backward(ds)
+
+    # ------------------------------------------------------------------ modes
+    @property
+    def mode(self) -> str:
+        return "train" if self.training else "eval"
+
+    def train(self, mode: bool = True) -> "Layer":
+        self.training = bool(mode)
+        return self
+
+    def eval(self) -> "Layer":
+        return self.train(False)
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        """Constructor arguments (JSON-serialisable) that rebuild an equivalent layer."""
+        return {"trainable": self.trainable}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        return cls(**config)
+
+    @property
+    def label(self) -> str:
+        """``name`` (registry name) plus the key in its model, for messages."""
+        base = self.name or type(self).__name__
+        return f"{base} layer {self.key!r}" if self.key else f"{base} layer"
+
+    def n_parameters(self) -> int:
+        return sum(p.size for p in self._params)
+
+    def __repr__(self) -> str:
+        cfg = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({cfg})"

@@ -1,0 +1,295 @@
+"""Core layers: dense, activation, softmax, log_softmax, flatten, reshape (networks.md §1-2)."""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import registry
+from ..errors import ShapeError, HyperparameterError
+from ..initializer import compute_fans
+from ..layer import Layer
+from ..plugins import hookimpl
+
+
+def _activation_spec(spec):
+    """Normalise an activation given as a name, a dict with 'name', or an instance."""
+    if spec is None or isinstance(spec, (str, dict)):
+        return spec
+    return {"name": spec.name, **spec.get_config()}
+
+
+class ActivationLayer(Layer):
+    """``a = f(x)`` element-wise (``layer:activation``, networks.md §2).
+
+    ``activation`` is a registered activation name (``"tanh"``), a dict
+    ``{"name": "leaky_relu", "alpha": 0.1}`` or an :class:`~corenet.Activation` instance.
+    Backward: ``dx = dy ⊙ f′(x)`` (from the cached input and output).
+    ``prelu`` owns a learnable ``alpha`` (one per channel, axis 1 of the input, when
+    ``per_channel``; ``∂L/∂α = Σ dy·x·1[x ≤ 0]``). Shapes: any ``(N, ...)`` to the same.
+    """
+
+    name = "activation"
+
+    def __init__(self, activation="relu", *, trainable: bool = True):
+        super().__init__(trainable=trainable)
+        self.activation = _activation_spec(activation)
+        self.fn = registry.create("activation", activation)
+        self.output_activation = self.fn.name
+        self._alpha = None
+
+    def _build(self, input_shape, rng):
+        if self.fn.name == "prelu":
+            channels = input_shape[0] if (self.fn.per_channel and input_shape) else 1
+            self._alpha = self.add_parameter("alpha", np.full(channels, self.fn.init),
+                                             decay=False)
+
+    def _forward(self, x):
+        self._x = x
+        if self._alpha is not None:
+            self._y = self.fn.forward_with(x, self._alpha.data)
+        else:
+            self._y = self.fn.forward(x)
+        return self._y
+
+    def _backward(self, dy):
+        if self._alpha is not None:
+            dx, dalpha = self.fn.backward_with(self._x, dy, self._alpha.data)
+            if self._alpha.trainable:
+                self._alpha.grad += dalpha
+            return dx
+        return self.fn.backward(self._x, self._y, dy)
+
+    def _forward_logits(self, x):
+        return x
+
+    def _backward_logits(self, ds):
+        return ds
+
+    def get_config(self):
+        return {"activation": self.activation, **super().get_config()}
+
+
+class Dense(Layer):
+    """Fully connected layer ``S = X Wᵀ + b`` (``layer:dense``, networks.md §1).
+
+    Shapes: X ``(N, in_features)`` → ``(N, out_features)``; W ``(out_features,
+    in_features)``, b ``(out_features,)``. Backward (§1.2): ``dX = dS W``,
+    ``dW += dSᵀ X``, ``db += Σ_n dS``. ``in_features`` is inferred from the first input
+    when omitted. ``activation`` fuses an activation layer after the product (identical to
+    ``dense`` followed by ``activation``). ``mask`` is a fixed 0/1 connectivity mask of W's
+    shape (pruning.md §1). Weights default to ``glorot_uniform``, biases to ``zeros`` (D-50).
+    """
+
+    name = "dense"
+
+    def __init__(self, out_features: int, in_features: int | None = None, *, activation=None,
+                 bias: bool = True, weight_init="glorot_uniform", bias_init="zeros",
+                 mask=None, trainable: bool = True):
+        super().__init__(trainable=trainable)
+        if not isinstance(out_features, (int, np.integer)) or out_features < 1:
+            raise HyperparameterError(f"dense: out_features must be a positive integer, "
+                                      f"got {out_features!r}")
+        if in_features is not None and (not isinstance(in_features, (int, np.integer))
+                                        or in_features < 1):
+            raise HyperparameterError(f"dense: in_features must be a positive integer, "
+                                      f"got {in_features!r}")
+        self.out_features = int(out_features)
+        self.in_features = None if in_features is None else int(in_features)
+        self.bias = bool(bias)
+        self.weight_init = weight_init
+        self.bias_init = bias_init
+        self.mask = None if mask is None else np.asarray(mask)
+        self.activation = _activation_spec(activation)
+        self.act = ActivationLayer(activation) if activation is not None else None
+        self.output_activation = self.act.output_activation if self.act else None
+        self.W = self.b = None
+
+    def _build(self, input_shape, rng):
+        if len(input_shape) != 1:
+            raise ShapeError(f"{self.label}: expects inputs of shape (N, D_in); got per-sample "
+                             f"shape {input_shape} (add a flatten layer first)")
+        d_in = input_shape[0]
+        if self.in_features is not None and self.in_features != d_in:
+            raise ShapeError(f"{self.label}: in_features={self.in_features} but the input has "
+                             f"{d_in} features")
+        self.in_features = d_in
+        shape = (self.out_features, d_in)
+        fan_in, fan_out = compute_fans(shape)
+        init_w = registry.create("initializer", self.weight_init)
+        self.W = self.add_parameter("weight", init_w(shape, fan_in, fan_out, self.dtype, rng),
+                                    fan_in=fan_in, fan_out=fan_out)
+        if self.bias:
+            init_b = registry.create("initializer", self.bias_init)
+            self.b = self.add_parameter("bias", init_b((self.out_features,), None, None,
+                                                       self.dtype, rng))
+        if self.mask is not None:
+            self.W.mask = self.mask
+        if self.act is not None:
+            self.act.key = self.key
+            self.act.build((self.out_features,), self.dtype, rng)
+            self._params.extend(self.act.parameters())
+
+    def output_shape(self, input_shape):
+        return (self.out_features,)
+
+    def _linear(self, x):
+        self._x = x
+        s = x @ self.W.data.T
+        if self.b is not None:
+            s += self.b.data
+        return s
+
+    def _forward(self, x):
+        s = self._linear(x)
+        return self.act._forward(s) if self.act is not None else s
+
+    def _forward_logits(self, x):
+        return self._linear(x)
+
+    def _backward(self, dy):
+        if self.act is not None:
+            dy = self.act._backward(dy)
+        return self._backward_logits(dy)
+
+    def _backward_logits(self, ds):
+        W = self.W
+        if W.trainable:
+            W.grad += ds.T @ self._x
+        if self.b is not None and self.b.trainable:
+            self.b.grad += ds.sum(axis=0)
+        return ds @ W.data
+
+    def get_config(self):
+        cfg = {"out_features": self.out_features, "in_features": self.in_features,
+               "activation": self.activation, "bias": self.bias,
+               "weight_init": self.weight_init, "bias_init": self.bias_init,
+               "mask": None if self.mask is None else self.mask.tolist()}
+        return {**cfg, **super().get_config()}
+
+
+class Softmax(Layer):
+    """``p = softmax(z)`` along ``axis`` (``layer:softmax``, networks.md §2.3).
+
+    ``p_k = exp(z_k − m)/Σ_j exp(z_j − m)`` with ``m = max z``; backward
+    ``dz = p ⊙ (dp − ⟨dp, p⟩)``. ``groups=G`` applies it per block of G along the last axis.
+    """
+
+    name = "softmax"
+
+    def __init__(self, axis: int = -1, groups: int | None = None, *, trainable: bool = True):
+        super().__init__(trainable=trainable)
+        self.axis = int(axis)
+        self.groups = None if groups is None else int(groups)
+        self.output_activation = "softmax" if (self.axis in (-1, 1) and groups is None) else None
+
+    def _build(self, input_shape, rng):
+        if self.groups is not None and input_shape[-1] % self.groups:
+            raise ShapeError(f"{self.label}: last axis {input_shape[-1]} is not a multiple of "
+                             f"groups={self.groups}")
+
+    def _view(self, z):
+        if self.groups is None:
+            return z, self.axis
+        return z.reshape(z.shape[:-1] + (-1, self.groups)), -1
+
+    def _forward(self, z):
+        v, axis = self._view(z)
+        e = np.exp(v - v.max(axis=axis, keepdims=True))
+        e /= e.sum(axis=axis, keepdims=True)
+        self._p = e.reshape(z.shape)
+        return self._p
+
+    def _backward(self, dp):
+        p, axis = self._view(self._p)
+        d, _ = self._view(dp)
+        dz = p * (d - (d * p).sum(axis=axis, keepdims=True))
+        return dz.reshape(dp.shape)
+
+    def _forward_logits(self, z):
+        return z
+
+    def _backward_logits(self, ds):
+        return ds
+
+    def get_config(self):
+        return {"axis": self.axis, "groups": self.groups, **super().get_config()}
+
+
+class LogSoftmax(Layer):
+    """``q = z − m − log Σ exp(z − m)`` (``layer:log_softmax``, networks.md §2.3);
+    backward ``dz = dq − p Σ_k dq_k`` with ``p = exp(q)``."""
+
+    name = "log_softmax"
+
+    def __init__(self, axis: int = -1, *, trainable: bool = True):
+        super().__init__(trainable=trainable)
+        self.axis = int(axis)
+
+    def _forward(self, z):
+        shifted = z - z.max(axis=self.axis, keepdims=True)
+        q = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
+        self._q = q
+        return q
+
+    def _backward(self, dq):
+        return dq - np.exp(self._q) * dq.sum(axis=self.axis, keepdims=True)
+
+    def get_config(self):
+        return {"axis": self.axis, **super().get_config()}
+
+
+class Flatten(Layer):
+    """``(N, C, H, W) → (N, C·H·W)`` in C order, feature index ``c·H·W + i·W + j``
+    (``layer:flatten``, D-47)."""
+
+    name = "flatten"
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def _forward(self, x):
+        return x.reshape(x.shape[0], -1)
+
+    def _backward(self, dy):
+        return dy.reshape((dy.shape[0],) + self.input_shape)
+
+
+class Reshape(Layer):
+    """Reshape each sample to ``shape`` (one entry may be -1) (``layer:reshape``)."""
+
+    name = "reshape"
+
+    def __init__(self, shape, *, trainable: bool = True):
+        super().__init__(trainable=trainable)
+        self.shape = tuple(int(s) for s in shape)
+        if sum(s == -1 for s in self.shape) > 1 or any(s == 0 or s < -1 for s in self.shape):
+            raise HyperparameterError(f"reshape: invalid target shape {self.shape}")
+
+    def output_shape(self, input_shape):
+        size = int(np.prod(input_shape))
+        known = int(np.prod([s for s in self.shape if s != -1]))
+        if -1 in self.shape:
+            if size % known:
+                raise ShapeError(f"reshape: cannot reshape per-sample shape {tuple(input_shape)} "
+                                 f"to {self.shape}")
+            return tuple(size // known if s == -1 else s for s in self.shape)
+        if known != size:
+            raise ShapeError(f"reshape: cannot reshape per-sample shape {tuple(input_shape)} "
+                             f"({size} values) to {self.shape} ({known} values)")
+        return self.shape
+
+    def _build(self, input_shape, rng):
+        self._out = self.output_shape(input_shape)
+
+    def _forward(self, x):
+        return x.reshape((x.shape[0],) + self._out)
+
+    def _backward(self, dy):
+        return dy.reshape((dy.shape[0],) + self.input_shape)
+
+    def get_config(self):
+        return {"shape": list(self.shape), **super().get_config()}
+
+
+@hookimpl
+def corenet_register_layers():
+    return [Dense, ActivationLayer, Softmax, LogSoftmax, Flatten, Reshape]

@@ -1,0 +1,249 @@
+"""Compiled activation / softmax / cross-entropy kernels vs their NumPy twins
+(corenet._reference), spec vectors TV-ACT-03, TV-LOSS-01/02, and input validation."""
+import numpy as np
+import pytest
+
+from corenet import _reference as R
+from corenet import config, kernels as K
+from corenet.errors import DTypeError, HyperparameterError, ShapeError
+
+TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
+SHAPES = [(7,), (3, 5), (2, 3, 4, 5), (0,), (1,), (300, 200)]   # last: threaded path
+NAMES = sorted(K.ACTIVATION_CODES)
+DIFF = [n for n in NAMES if n != "sign"]
+PARAMS = {"scaled_tanh": dict(a=1.5, b=0.7), "leaky_relu": dict(alpha=0.2),
+          "generalized_relu": dict(alpha=-1.0), "elu": dict(alpha=0.8),
+          "softplus": dict(beta=2.5)}
+
+
+@pytest.fixture(autouse=True)
+def two_threads():
+    old = config.get_num_threads()
+    config.set_num_threads(2)
+    yield
+    config.set_num_threads(old)
+
+
+def rand(shape, dtype, seed=0, scale=4.0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-scale, scale, size=shape).astype(dtype)
+    if x.size:
+        x.reshape(-1)[:: 7] = 0          # exact kinks (D-04)
+    return x
+
+
+def test_large_shape_triggers_threaded_path():
+    assert np.prod(SHAPES[-1]) > K._act.PARALLEL_MIN
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", NAMES)
+def test_activation_kernels_vs_reference(name, shape, dtype):
+    x = rand(shape, dtype)
+    dy = rand(shape, dtype, seed=1, scale=1.0)
+    for params in ({}, PARAMS.get(name)):
+        if params is None:
+            continue
+        y = K.activation_forward(name, x, **params)
+        assert y.dtype == dtype and y.shape == x.shape
+        np.testing.assert_allclose(y, R.activation_forward(name, x, **params), **TOL[dtype])
+        if name == "sign":
+            continue
+        dx = K.activation_backward(name, x, None, dy, **params)
+        assert dx.dtype == dtype and dx.shape == x.shape
+        np.testing.assert_allclose(dx, R.activation_backward(name, x, None, dy, **params),
+                                   **TOL[dtype])
+        dxy = K.activation_backward(name, x, y, dy, **params)
+        np.testing.assert_allclose(dxy, R.activation_backward(name, x, y, dy, **params),
+                                   **TOL[dtype])
+        # output route agrees with the input route (up to the rounding of y)
+        atol = 1e-6 if dtype == np.float32 else 1e-14
+        np.testing.assert_allclose(dxy, dx, rtol=TOL[dtype]["rtol"], atol=atol)
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid", "relu", "gelu", "elu"])
+def test_out_buffers_in_place_and_thread_independence(name):
+    x = rand((300, 200), np.float64)
+    dy = rand((300, 200), np.float64, seed=2)
+    y2 = K.activation_forward(name, x)
+    dx2 = K.activation_backward(name, x, y2, dy)
+    config.set_num_threads(1)
+    assert np.array_equal(K.activation_forward(name, x), y2)
+    assert np.array_equal(K.activation_backward(name, x, y2, dy), dx2)
+    buf = x.copy()
+    assert K.activation_forward(name, buf, out=buf) is buf
+    assert np.array_equal(buf, y2)
+    g = dy.copy()
+    assert K.activation_backward(name, x, None, g, out=g) is g
+    np.testing.assert_allclose(g, R.activation_backward(name, x, None, dy), **TOL[np.float64])
+
+
+def test_activation_accepts_code_and_extreme_values():
+    x = np.array([-1000.0, -50.0, 0.0, 50.0, 1000.0])
+    for name in NAMES:
+        y = K.activation_forward(K.ACTIVATION_CODES[name], x)
+        assert np.isfinite(y).all(), name
+        if name != "sign":
+            assert np.isfinite(K.activation_backward(name, x, None, np.ones(5))).all(), name
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,alpha_shape", [((6,), (1,)), ((4, 3), (3,)), ((4, 3), (1,)),
+                                               ((2, 3, 4, 5), (3,)), ((0, 3), (3,)),
+                                               ((1, 1), (1,)), ((60, 8, 10, 10), (8,)),
+                                               ((60, 8, 10, 10), (1,))])
+def test_prelu_kernels_vs_reference(shape, alpha_shape, dtype):
+    x = rand(shape, dtype)
+    dy = rand(shape, dtype, seed=3, scale=1.0)
+    alpha = np.random.default_rng(4).uniform(0.05, 0.5, alpha_shape).astype(dtype)
+    np.testing.assert_allclose(K.prelu_forward(x, alpha), R.prelu_forward(x, alpha),
+                               **TOL[dtype])
+    dx, da = K.prelu_backward(x, dy, alpha)
+    rdx, rda = R.prelu_backward(x, dy, alpha)
+    assert da.shape == alpha.shape and da.dtype == dtype
+    np.testing.assert_allclose(dx, rdx, **TOL[dtype])
+    # sum-order differences: bound by the sum of |terms|
+    scale = np.abs(np.where(x <= 0, dy * x, 0)).sum() + 1
+    np.testing.assert_allclose(da, rda, rtol=TOL[dtype]["rtol"],
+                               atol=scale * (1e-6 if dtype == np.float32 else 1e-13))
+    config.set_num_threads(1)
+    assert np.array_equal(K.prelu_backward(x, dy, alpha)[1], da)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape,axis", [((3, 5), -1), ((1, 1), -1), ((0, 4), -1), ((6,), 0),
+                                        ((2, 3, 4, 5), 1), ((2, 3, 4, 5), -1),
+                                        ((400, 100), -1)])
+def test_softmax_kernels_vs_reference(shape, axis, dtype):
+    z = rand(shape, dtype, scale=10.0)
+    p = K.softmax(z, axis=axis)
+    q = K.log_softmax(z, axis=axis)
+    np.testing.assert_allclose(p, R.softmax(z, axis=axis), **TOL[dtype])
+    np.testing.assert_allclose(q, R.log_softmax(z, axis=axis), **TOL[dtype])
+    if z.size:
+        np.testing.assert_allclose(p.sum(axis=axis), 1.0, rtol=1e-5)
+    buf = z.copy()
+    assert K.softmax(buf, axis=axis, out=buf) is buf
+    np.testing.assert_allclose(buf, p, **TOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k", [(2, 3), (1, 1), (0, 4), (5, 10), (500, 100)])
+def test_softmax_cross_entropy_vs_reference(n, k, dtype):
+    z = rand((n, k), dtype, scale=20.0)
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, k, size=n)
+    soft = rng.uniform(0, 1, (n, k))
+    soft = (soft / soft.sum(axis=1, keepdims=True)).astype(dtype)
+    for y in (labels, soft):
+        loss, grad = K.softmax_cross_entropy(z, y)
+        rloss, rgrad = R.softmax_cross_entropy(z, y)
+        assert loss.shape == (n,) and grad.shape == (n, k) and loss.dtype == dtype
+        np.testing.assert_allclose(loss, rloss, rtol=TOL[dtype]["rtol"],
+                                   atol=1e-4 if dtype == np.float32 else 1e-12)
+        np.testing.assert_allclose(grad, rgrad, **TOL[dtype])
+    onehot = np.eye(k, dtype=dtype)[labels]
+    for a, b in zip(K.softmax_cross_entropy(z, labels), K.softmax_cross_entropy(z, onehot)):
+        np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+def test_tv_act_03_softmax():
+    p_ref = [0.09003057317, 0.244728471055, 0.665240955775]
+    tv = dict(rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(K.softmax(np.array([1.0, 2, 3])), p_ref, **tv)
+    np.testing.assert_allclose(K.log_softmax(np.array([1.0, 2, 3])),
+                               [-2.40760596444438, -1.40760596444438, -0.40760596444438], **tv)
+    np.testing.assert_allclose(K.softmax(np.array([1000.0, 1001, 1002])), p_ref, **tv)
+    np.testing.assert_allclose(K.softmax(np.array([1000.0, 1001, 1002], np.float32)), p_ref,
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(K.softmax(np.full(4, 5.0)), [0.25] * 4, **tv)
+    np.testing.assert_allclose(K.softmax(np.array([0.5, 0.0])), [0.6224593312, 0.3775406688],
+                               **tv)
+    p = K.softmax(np.array([1.0, 2, 3]))
+    jac = np.diag(p) - np.outer(p, p)
+    np.testing.assert_allclose(jac, jac.T)
+    np.testing.assert_allclose(jac.sum(axis=1), 0, atol=1e-15)
+
+
+def test_tv_loss_01_02_cross_entropy_numbers():
+    z = np.array([[1.0, 2, 3], [1, -1, 0.5]])
+    tv = dict(rtol=1e-9, atol=1e-10)
+    loss, grad = K.softmax_cross_entropy(z, np.array([1, 0]))
+    np.testing.assert_allclose(loss, [1.4076059644, 0.5549569196], **tv)
+    np.testing.assert_allclose(loss.mean(), 0.9812814420431855, **tv)
+    np.testing.assert_allclose(loss.sum(), 1.962562884086371, **tv)
+    np.testing.assert_allclose(grad / 2, [[0.0450152866, -0.3776357645, 0.3326204779],
+                                          [-0.2129515035, 0.0388477896, 0.1741037139]], **tv)
+    y = np.array([[0.1, 0.2, 0.7], [0.5, 0.25, 0.25]])
+    loss, grad = K.softmax_cross_entropy(z, y)
+    np.testing.assert_allclose(loss, [0.8076059644, 1.1799569196], **tv)
+    np.testing.assert_allclose(loss.mean(), 0.9937814420431856, **tv)
+    np.testing.assert_allclose(grad / 2, [[-0.0049847134, 0.0223642355, -0.0173795221],
+                                          [0.0370484965, -0.0861522104, 0.0491037139]], **tv)
+
+
+def test_no_overflow_at_large_logits():
+    for dtype in (np.float32, np.float64):
+        z = np.array([[1000.0, 0.0, -1000.0], [1000.0, 1000.0, 1000.0]], dtype)
+        loss, grad = K.softmax_cross_entropy(z, np.array([2, 0]))
+        assert np.isfinite(loss).all() and np.isfinite(grad).all()
+        np.testing.assert_allclose(loss, [2000.0, np.log(3.0)], rtol=1e-6)
+        assert np.isfinite(K.log_softmax(z)).all() and np.isfinite(K.softmax(z)).all()
+
+
+def test_bad_input_raises_clean_errors():
+    x = np.ones((3, 4))
+    with pytest.raises(DTypeError, match="activation_forward.*float"):
+        K.activation_forward("tanh", np.ones((3, 4), dtype=np.int64))
+    with pytest.raises(DTypeError, match="float32 or float64"):
+        K.activation_forward("tanh", np.ones(3, dtype=np.float16))
+    with pytest.raises(DTypeError):
+        K.activation_forward("tanh", [1.0, 2.0])
+    with pytest.raises(DTypeError, match="float32"):
+        K.activation_forward("tanh", x, out=np.empty((3, 4), np.float32))
+    with pytest.raises(DTypeError, match="x must have dtype float64, got float32"):
+        K.activation_backward("tanh", x.astype(np.float32), None, x)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        K.activation_forward("relu", np.ones((4, 3)).T)
+    with pytest.raises(ShapeError, match=r"\(3, 4\)"):
+        K.activation_backward("relu", np.ones((4, 3)), None, x)
+    with pytest.raises(ShapeError):
+        K.activation_forward("relu", x, out=np.empty(12))
+    ro = np.empty((3, 4))
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        K.activation_forward("relu", x, out=ro)
+    with pytest.raises(ValueError, match="unknown activation"):
+        K.activation_forward("swishy", x)
+    with pytest.raises(TypeError, match="unknown parameter"):
+        K.activation_forward("relu", x, alpha=0.1)
+    with pytest.raises(HyperparameterError, match="beta"):
+        K.activation_forward("softplus", x, beta=0.0)
+    with pytest.raises(NotImplementedError, match="sign"):
+        K.activation_backward("sign", x, None, x)
+    with pytest.raises(ValueError, match="input x is required"):
+        K.activation_backward("relu", None, x, x)
+    with pytest.raises(ShapeError, match="alpha"):
+        K.prelu_forward(x, np.ones(3))
+    with pytest.raises(DTypeError):
+        K.prelu_forward(x, np.ones(4, np.float32))
+    z = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=r"0\.\.2, got 3"):
+        K.softmax_cross_entropy(z, np.array([0, 3]))
+    with pytest.raises(ValueError, match="got -1"):
+        K.softmax_cross_entropy(z, np.array([-1, 0]))
+    with pytest.raises(ShapeError, match=r"\(2,\)"):
+        K.softmax_cross_entropy(z, np.array([0, 1, 2]))
+    with pytest.raises(ShapeError):
+        K.softmax_cross_entropy(z, np.zeros((2, 4)))
+    with pytest.raises(DTypeError):
+        K.softmax_cross_entropy(z, np.zeros((2, 3), np.float32))
+    with pytest.raises(DTypeError):
+        K.softmax_cross_entropy(z, np.zeros((2, 3), bool))
+    with pytest.raises(ShapeError, match=r"\(N, K\)"):
+        K.softmax_cross_entropy(np.zeros(3), np.array([0]))
+    with pytest.raises(ValueError, match="overlap"):
+        K.softmax_cross_entropy(z, np.array([0, 1]), grad_out=z)
+    with pytest.raises(ShapeError, match="axis"):
+        K.softmax(z, axis=2)
