@@ -16,6 +16,7 @@ from .errors import (CorenetError, DTypeError, HyperparameterError, NotFiniteErr
                      PluginError, ShapeError)
 from .graph import Graph
 from .initializer import Initializer
+from .io import CorruptFileError, load_checkpoint, load_model, save_checkpoint, save_model
 from .layer import Layer
 from .loss import Loss, Metric
 from .model import Model, Sequential
@@ -32,6 +33,9 @@ except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0"
 
 
+load = load_model
+
+
 def create(category: str, spec, **kwargs):
     """Instantiate a registered component: ``corenet.create("layer", "dense", out_features=3)``."""
     if isinstance(spec, str):
@@ -40,7 +44,8 @@ def create(category: str, spec, **kwargs):
 
 
 __all__ = [
-    "Activation", "Callback", "CorenetError", "DTypeError", "Graph", "History",
+    "Activation", "Callback", "CorenetError", "CorruptFileError", "load", "load_model",
+    "load_checkpoint", "save_checkpoint", "save_model", "DTypeError", "Graph", "History",
     "HyperparameterError", "Initializer", "Layer", "Loss", "Metric", "Model",
     "NotFiniteError", "Normalizer", "Optimizer", "Parameter", "PluginError", "Regularizer",
     "Scheduler", "Sequential", "ShapeError", "Trainer", "create", "get_default_dtype",

@@ -101,6 +101,64 @@ class EarlyStopping(Callback):
                 p.mask = mask if not np.all(mask == 1) else None
 
 
+class Checkpoint(Callback):
+    """Write a checkpoint (model, optimizer, schedule, RNG states, history, epoch) every
+    ``every`` epochs into ``directory`` as ``epoch-XXXX.npz``, atomically; keep the last
+    ``keep_last`` of them (None keeps all) and, with ``keep_best``, the best one by
+    ``monitor`` as ``best.npz``. Resume with ``model.fit(..., resume_from=path)``."""
+
+    name = "checkpoint"
+
+    def __init__(self, directory: str, every: int = 1, keep_last: int | None = 3,
+                 keep_best: bool = False, monitor: str = "val_loss", mode: str = "auto"):
+        if every < 1:
+            raise HyperparameterError(f"checkpoint: every must be >= 1, got {every}")
+        if keep_last is not None and keep_last < 1:
+            raise HyperparameterError(f"checkpoint: keep_last must be >= 1 or None, got "
+                                      f"{keep_last}")
+        self.directory, self.every, self.keep_last = str(directory), int(every), keep_last
+        self.keep_best, self.monitor = keep_best, monitor
+        self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
+        self.best = None
+        self.written: list[str] = []
+
+    def get_config(self):
+        return {"directory": self.directory, "every": self.every, "keep_last": self.keep_last,
+                "keep_best": self.keep_best, "monitor": self.monitor, "mode": self.mode}
+
+    @hookimpl
+    def corenet_on_epoch_end(self, trainer, epoch, logs):
+        import os
+
+        from .io import save_checkpoint
+
+        if (epoch + 1) % self.every == 0:
+            path = os.path.join(self.directory, f"epoch-{epoch:04d}.npz")
+            # the history entry of this epoch is appended after the hook: pass it along
+            trainer.history.epochs.append(dict(logs))
+            try:
+                save_checkpoint(path, trainer, epoch)
+            finally:
+                trainer.history.epochs.pop()
+            self.written.append(path)
+            if self.keep_last is not None:
+                while len(self.written) > self.keep_last:
+                    old = self.written.pop(0)
+                    if os.path.exists(old):
+                        os.unlink(old)
+        if self.keep_best and self.monitor in logs:
+            value = float(logs[self.monitor])
+            better = self.best is None or (value < self.best if self.mode == "min"
+                                           else value > self.best)
+            if better:
+                self.best = value
+                trainer.history.epochs.append(dict(logs))
+                try:
+                    save_checkpoint(os.path.join(self.directory, "best.npz"), trainer, epoch)
+                finally:
+                    trainer.history.epochs.pop()
+
+
 @hookimpl
 def corenet_register_callbacks():
-    return [HistoryCallback, EarlyStopping]
+    return [HistoryCallback, EarlyStopping, Checkpoint]

@@ -161,6 +161,22 @@ class Layer:
         base = self.name or type(self).__name__
         return f"{base} layer {self.key!r}" if self.key else f"{base} layer"
 
+    def buffers(self) -> dict:
+        """Non-trainable state saved with the model (e.g. batch-norm running statistics):
+        name -> ndarray. Layers with such state override this and :meth:`load_buffers`."""
+        return {}
+
+    def load_buffers(self, buffers: dict) -> None:
+        """Restore the arrays returned by :meth:`buffers` (same names, shapes and dtypes)."""
+        own = self.buffers()
+        for key, value in buffers.items():
+            if key not in own:
+                raise KeyError(f"{self.label}: unknown buffer {key!r}; it has {sorted(own)}")
+            if own[key].shape != value.shape:
+                raise ShapeError(f"{self.label}: buffer {key!r} must have shape "
+                                 f"{own[key].shape}, got {value.shape}")
+            own[key][...] = value
+
     def n_parameters(self) -> int:
         return sum(p.size for p in self._params)
 

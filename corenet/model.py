@@ -203,6 +203,13 @@ class Model:
                               metrics=self.metrics if metrics is None else metrics,
                               batch_size=batch_size)
 
+    def save(self, path) -> None:
+        """Write the model (architecture, parameters, masks, buffers, versions) to ``path``
+        atomically, as ``.npz`` + JSON (see :mod:`corenet.io`); load with ``corenet.load``."""
+        from .io import save_model
+
+        save_model(self, path)
+
     # ----------------------------------------------------------------- description
     def output_shape(self):
         raise NotImplementedError

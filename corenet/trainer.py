@@ -129,6 +129,7 @@ class Trainer:
         self._pm = get_plugin_manager()
         self._active = {h: False for h in _EVENT_HOOKS}
         self._params = None
+        self.rng = None
 
     # ------------------------------------------------------------------ helpers
     def _hook(self, name: str, **kwargs):
@@ -148,12 +149,16 @@ class Trainer:
     def fit(self, X, y, *, epochs: int = 100, batch_size: int = 32, validation_data=None,
             validation_split: float = 0.0, shuffle: bool = True, drop_last: bool = False,
             sample_weight=None, callbacks=(), random_state=None, verbose: bool = False,
-            check_finite: bool = True) -> History:
+            check_finite: bool = True, resume_from=None) -> History:
         """Train ``self.model`` on ``(X, y)``; returns the :class:`History`.
 
         ``random_state`` seeds the shuffling (default: a child generator of the model's).
         ``validation_split`` holds out the last fraction of the data (before shuffling).
-        ``verbose`` shows a tqdm progress bar over epochs.
+        ``verbose`` shows a tqdm progress bar over epochs. ``resume_from`` is a checkpoint
+        path (see :mod:`corenet.io` and the ``checkpoint`` callback): parameters, masks,
+        optimizer and schedule state, RNG states and history are restored and training
+        continues with the epoch after the saved one, finishing bit-identically to an
+        uninterrupted run with the same arguments.
         """
         model = self.model
         name = f"{type(model).__name__}.fit"
@@ -188,9 +193,14 @@ class Trainer:
             validation_data = (Xv, yv)
         if not model.built:
             model.build(X.shape[1:])
-        rng = (np.random.default_rng(random_state) if random_state is not None
-               else model.rng.spawn(1)[0])
+        self.rng = (np.random.default_rng(random_state) if random_state is not None
+                    else model.rng.spawn(1)[0])
         self._bind_optimizer()
+        start_epoch = 0
+        if resume_from is not None:
+            from .io import load_checkpoint, restore_trainer
+
+            start_epoch = restore_trainer(self, load_checkpoint(resume_from))
 
         self._params = model.parameters()
         extra = [registry.create("callback", c) for c in callbacks]
@@ -203,22 +213,24 @@ class Trainer:
         try:
             self._active = {h: bool(getattr(self._pm.hook, h).get_hookimpls())
                             for h in _EVENT_HOOKS}
-            return self._run(X, y, sample_weight, epochs, batch_size, validation_data, shuffle,
-                             drop_last, rng, verbose, check_finite)
+            return self._run(X, y, sample_weight, start_epoch, epochs, batch_size,
+                             validation_data, shuffle, drop_last, verbose, check_finite)
         finally:
             for cb in registered:
                 self._pm.unregister(cb)
 
-    def _run(self, X, y, sample_weight, epochs, batch_size, validation_data, shuffle,
-             drop_last, rng, verbose, check_finite):
+    def _run(self, X, y, sample_weight, start_epoch, epochs, batch_size, validation_data,
+             shuffle, drop_last, verbose, check_finite):
         from tqdm.auto import tqdm
 
         n = X.shape[0]
         self.stop_training = False
         self._hook("corenet_on_train_begin")
-        bar = tqdm(total=epochs, disable=not verbose, unit="epoch", leave=False)
+        rng = self.rng
+        bar = tqdm(total=epochs, initial=start_epoch, disable=not verbose, unit="epoch",
+                   leave=False)
         try:
-            for epoch in range(epochs):
+            for epoch in range(start_epoch, epochs):
                 self.epoch = epoch
                 self._hook("corenet_on_epoch_begin", epoch=epoch)
                 self.model.train()
