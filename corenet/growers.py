@@ -1,0 +1,7 @@
+"""Grower family module (filled in by its owner)."""
+from .plugins import hookimpl
+
+
+@hookimpl
+def corenet_register_growers():
+    return []

@@ -1,0 +1,7 @@
+"""Pruner family module (filled in by its owner)."""
+from .plugins import hookimpl
+
+
+@hookimpl
+def corenet_register_pruners():
+    return []
