@@ -14,6 +14,16 @@ from .layer import Layer
 from .model import Model, _as_layer
 
 
+def _add(a, b):
+    if isinstance(a, tuple):
+        return tuple(_add(x, y) for x, y in zip(a, b))
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
 class Graph(Model):
     """A graph model: ``Graph(inputs=["x"], outputs=["y"])`` then
     ``add_node(name, layer, inputs)`` per node; or pass ``nodes=[(name, layer, inputs), ...]``.
@@ -150,6 +160,58 @@ class Graph(Model):
                     grads[src] = d
         dins = [grads.get(n) for n in self.input_names]
         return dins[0] if len(dins) == 1 else dins
+
+    # ----------------------------------------------------------------- second order
+    def rop_forward(self, tangents, *, logits: bool = False):
+        """R-forward (after ``forward``); ``tangents`` is one list per node, in order."""
+        values = {n: None for n in self.input_names}
+        fused = self.output_names[0] if logits else None
+        for (name, (layer, srcs)), t in zip(self.nodes.items(), tangents):
+            args = [values[s] for s in srcs]
+            if name == fused:
+                values[name] = layer.rop_forward_logits(args[0], t)
+            else:
+                values[name] = layer.rop_forward(args[0] if layer.n_inputs == 1 else args, t)
+        outs = [values[n] for n in self.output_names]
+        return outs[0] if len(outs) == 1 else outs
+
+    def _reverse(self, seeds, step):
+        """Walk nodes in reverse order, summing what reaches each node's output."""
+        grads = dict(seeds)
+        for index in range(len(self.nodes) - 1, -1, -1):
+            name = list(self.nodes)[index]
+            layer, srcs = self.nodes[name]
+            g = grads.pop(name, None)
+            if g is None:
+                continue
+            outs = step(index, name, layer, g)
+            outs = (outs,) if layer.n_inputs == 1 else tuple(zip(*outs)) if isinstance(
+                outs[0], tuple) else outs
+            for src, d in zip(srcs, outs):
+                grads[src] = d if src not in grads else _add(grads[src], d)
+        return grads
+
+    def rop_backward(self, dy, dy_dot, tangents, rgrads, *, logits: bool = False):
+        fused = self.output_names[0] if logits else None
+
+        def step(i, name, layer, g):
+            dy_i, dyd_i = g
+            if name == fused:
+                return layer.rop_backward_logits(dy_i, dyd_i, tangents[i], rgrads[i])
+            return layer.rop_backward(dy_i, dyd_i, tangents[i], rgrads[i])
+
+        grads = self._reverse({self.output_names[0]: (dy, dy_dot)}, step)
+        return grads.get(self.input_names[0])
+
+    def diag_gn_backward(self, h, diag, *, logits: bool = False):
+        fused = self.output_names[0] if logits else None
+
+        def step(i, name, layer, g):
+            if name == fused:
+                return layer.diag_gn_backward_logits(g, diag[i])
+            return layer.diag_gn_backward(g, diag[i])
+
+        return self._reverse({self.output_names[0]: h}, step).get(self.input_names[0])
 
     # ----------------------------------------------------------------- config
     def get_config(self) -> dict:

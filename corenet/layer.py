@@ -134,6 +134,62 @@ class Layer:
     def _backward_logits(self, ds):
         return self._backward(ds)
 
+    # ------------------------------------------------------------------ second order
+    # R-operator passes (networks.md §7.2, Pearlmutter 1994) and the Gauss-Newton diagonal
+    # pass (§7.5). ``tangents`` and ``rgrads`` are lists aligned with ``parameters()``:
+    # the parameter tangents V and the buffers that receive R{∂L/∂θ}. Call them after a
+    # ``forward`` on the same input (they use its caches). Layers that do not implement
+    # them raise NotImplementedError and curvature falls back to finite differences.
+
+    def rop_forward(self, x_dot, tangents):
+        """R{y}: the directional derivative of the output along (x_dot, tangents);
+        ``x_dot`` is None when the input does not depend on θ."""
+        return self._rop_forward(x_dot, tangents)
+
+    def rop_backward(self, dy, dy_dot, tangents, rgrads):
+        """Given ``dy = ∂L/∂y`` and its R-value, return ``(dx, R{dx})`` and add
+        ``R{∂L/∂θ}`` into ``rgrads``."""
+        return self._rop_backward(dy, dy_dot, tangents, rgrads)
+
+    def rop_forward_logits(self, x_dot, tangents):
+        return self._rop_forward_logits(x_dot, tangents)
+
+    def rop_backward_logits(self, ds, ds_dot, tangents, rgrads):
+        return self._rop_backward_logits(ds, ds_dot, tangents, rgrads)
+
+    def diag_gn_backward(self, h, diag):
+        """Gauss-Newton diagonal pass (networks.md §7.5): ``h`` holds, per sample, the
+        diagonal second derivatives of the loss w.r.t. this layer's output; add the
+        parameters' diagonal entries (summed over samples) into ``diag`` and return
+        those of the input."""
+        return self._diag_gn_backward(h, diag)
+
+    def diag_gn_backward_logits(self, h, diag):
+        return self._diag_gn_backward_logits(h, diag)
+
+    def _no_second_order(self, what):
+        raise NotImplementedError(f"{self.label} does not implement {what}; use "
+                                  f"method='finite_difference' (or 'exact'/'fisher' for "
+                                  f"diagonals)")
+
+    def _rop_forward(self, x_dot, tangents):
+        self._no_second_order("the R-operator")
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        self._no_second_order("the R-operator")
+
+    def _rop_forward_logits(self, x_dot, tangents):
+        return self._rop_forward(x_dot, tangents)
+
+    def _rop_backward_logits(self, ds, ds_dot, tangents, rgrads):
+        return self._rop_backward(ds, ds_dot, tangents, rgrads)
+
+    def _diag_gn_backward(self, h, diag):
+        self._no_second_order("the Gauss-Newton diagonal pass")
+
+    def _diag_gn_backward_logits(self, h, diag):
+        return self._diag_gn_backward(h, diag)
+
     # ------------------------------------------------------------------ modes
     @property
     def mode(self) -> str:

@@ -136,6 +136,10 @@ class Loss:
         """``∂L/∂s_out`` for the canonical pair (with the reduction factor)."""
         return self.fused_value_and_grad(s_out, y, sample_weight)[1]
 
+    def fused_hess_output(self, s_out, y):
+        """Per-sample Hessian w.r.t. the pre-activation of ``fused_activation``."""
+        raise NotImplementedError(f"loss {self.name!r} has no fused output Hessian")
+
     # ---------------------------------------------------------------- second order
     def hess_output(self, y_pred, y):
         """Per-sample Hessian ``∇²_ŷ ℓ_n``, shape ``(N, K, K)`` (before the reduction)."""

@@ -249,6 +249,13 @@ class BCE(_Elementwise):
         k = _size(s_out)
         return e.reshape(s_out.shape[0], k).sum(axis=1) / k, de / k
 
+    def fused_hess_output(self, s_out, y):
+        """``∇²_s ℓ_n = diag(σ(s)(1 − σ(s)))/K`` w.r.t. the pre-activation (§7.4)."""
+        self._check(s_out, y, None)
+        n, k = s_out.shape[0], _size(s_out)
+        sig = _sigmoid(s_out).reshape(n, k)
+        return _diag_hess(sig * (1 - sig) / k)
+
 
 def _logit_elements(z, y):
     return np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z))), _sigmoid(z) - y
@@ -512,6 +519,12 @@ class CrossEntropy(_ClassLoss):
 
     def fused_per_sample_and_grad(self, s_out, y):
         return self._logits(s_out, y)
+
+    def fused_hess_output(self, s_out, y):
+        """``diag(p) − ppᵀ`` w.r.t. the logits (§7.4), whatever ``from_probs`` says."""
+        if not self.from_probs:
+            return self.hess_output(s_out, y)
+        return type(self)(**{**self.get_config(), "from_probs": False}).hess_output(s_out, y)
 
     def hess_output(self, y_pred, y):
         y, _ = self._check(y_pred, y, None)

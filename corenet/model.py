@@ -326,6 +326,35 @@ class Sequential(Model):
             dy = layer.backward_logits(dy) if (logits and i == last) else layer.backward(dy)
         return dy
 
+    def rop_forward(self, tangents, *, logits: bool = False):
+        """R-forward through every layer (after ``forward`` on the same input); ``tangents``
+        is one list per layer, aligned with ``layer.parameters()``."""
+        x_dot, last = None, len(self.layers) - 1
+        for i, (layer, t) in enumerate(zip(self.layers, tangents)):
+            x_dot = (layer.rop_forward_logits(x_dot, t) if (logits and i == last)
+                     else layer.rop_forward(x_dot, t))
+        return x_dot
+
+    def rop_backward(self, dy, dy_dot, tangents, rgrads, *, logits: bool = False):
+        """R-backward; adds ``R{∂L/∂θ}`` into ``rgrads`` (one list per layer)."""
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            layer = self.layers[i]
+            if logits and i == last:
+                dy, dy_dot = layer.rop_backward_logits(dy, dy_dot, tangents[i], rgrads[i])
+            else:
+                dy, dy_dot = layer.rop_backward(dy, dy_dot, tangents[i], rgrads[i])
+        return dy, dy_dot
+
+    def diag_gn_backward(self, h, diag, *, logits: bool = False):
+        """Gauss-Newton diagonal pass; ``diag`` is one list per layer."""
+        last = len(self.layers) - 1
+        for i in range(last, -1, -1):
+            layer = self.layers[i]
+            h = (layer.diag_gn_backward_logits(h, diag[i]) if (logits and i == last)
+                 else layer.diag_gn_backward(h, diag[i]))
+        return h
+
     def get_config(self) -> dict:
         return {"kind": self.kind, "dtype": str(self.dtype), "random_state": self.random_state,
                 "input_shape": list(self.input_shape) if self.input_shape else None,

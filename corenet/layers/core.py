@@ -64,6 +64,36 @@ class ActivationLayer(Layer):
     def _backward_logits(self, ds):
         return ds
 
+    def _check_second_order(self):
+        if self._alpha is not None or not self.fn.differentiable:
+            self._no_second_order("second-order passes")
+
+    def _rop_forward(self, x_dot, tangents):
+        self._check_second_order()
+        self._x_dot = x_dot
+        return None if x_dot is None else self.fn.df(self._x) * x_dot
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        self._check_second_order()
+        d1 = self.fn.df(self._x)
+        dx_dot = dy_dot * d1
+        if self._x_dot is not None:
+            dx_dot += dy * self.fn.d2f(self._x) * self._x_dot
+        return dy * d1, dx_dot
+
+    def _rop_forward_logits(self, x_dot, tangents):
+        return x_dot
+
+    def _rop_backward_logits(self, ds, ds_dot, tangents, rgrads):
+        return ds, ds_dot
+
+    def _diag_gn_backward(self, h, diag):
+        self._check_second_order()
+        return h * self.fn.df(self._x) ** 2
+
+    def _diag_gn_backward_logits(self, h, diag):
+        return h
+
     def get_config(self):
         return {"activation": self.activation, **super().get_config()}
 
@@ -158,6 +188,50 @@ class Dense(Layer):
             self.b.grad += ds.sum(axis=0)
         return ds @ W.data
 
+    def _rop_forward_logits(self, x_dot, tangents):
+        s_dot = self._x @ tangents[0].T
+        if x_dot is not None:
+            s_dot += x_dot @ self.W.data.T
+        if self.b is not None:
+            s_dot += tangents[1]
+        self._x_dot = x_dot
+        return s_dot
+
+    def _rop_forward(self, x_dot, tangents):
+        s_dot = self._rop_forward_logits(x_dot, tangents)
+        if self.act is None:
+            return s_dot
+        return self.act._rop_forward(s_dot, tangents[self._n_linear:])
+
+    def _rop_backward_logits(self, ds, ds_dot, tangents, rgrads):
+        rgrads[0] += ds_dot.T @ self._x
+        if self._x_dot is not None:
+            rgrads[0] += ds.T @ self._x_dot
+        if self.b is not None:
+            rgrads[1] += ds_dot.sum(axis=0)
+        return ds @ self.W.data, ds_dot @ self.W.data + ds @ tangents[0]
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        if self.act is not None:
+            n = self._n_linear
+            dy, dy_dot = self.act._rop_backward(dy, dy_dot, tangents[n:], rgrads[n:])
+        return self._rop_backward_logits(dy, dy_dot, tangents, rgrads)
+
+    def _diag_gn_backward_logits(self, h, diag):
+        diag[0] += h.T @ (self._x * self._x)
+        if self.b is not None:
+            diag[1] += h.sum(axis=0)
+        return h @ (self.W.data * self.W.data)
+
+    def _diag_gn_backward(self, h, diag):
+        if self.act is not None:
+            h = self.act._diag_gn_backward(h, diag[self._n_linear:])
+        return self._diag_gn_backward_logits(h, diag)
+
+    @property
+    def _n_linear(self) -> int:
+        return 2 if self.b is not None else 1
+
     def get_config(self):
         cfg = {"out_features": self.out_features, "in_features": self.in_features,
                "activation": self.activation, "bias": self.bias,
@@ -210,6 +284,37 @@ class Softmax(Layer):
     def _backward_logits(self, ds):
         return ds
 
+    def _rop_forward(self, z_dot, tangents):
+        """``ṗ = p ⊙ (ż − ⟨p, ż⟩)`` (networks.md §7.2)."""
+        self._z_dot = z_dot
+        if z_dot is None:
+            self._p_dot = None
+            return None
+        p, axis = self._view(self._p)
+        zd, _ = self._view(z_dot)
+        self._p_dot = (p * (zd - (p * zd).sum(axis=axis, keepdims=True))).reshape(z_dot.shape)
+        return self._p_dot
+
+    def _rop_backward(self, dp, dp_dot, tangents, rgrads):
+        p, axis = self._view(self._p)
+        d, _ = self._view(dp)
+        dd, _ = self._view(dp_dot)
+        inner = (d * p).sum(axis=axis, keepdims=True)
+        out = p * (dd - (dd * p).sum(axis=axis, keepdims=True))
+        if self._p_dot is not None:
+            pd, _ = self._view(self._p_dot)
+            out += pd * (d - inner) - p * (d * pd).sum(axis=axis, keepdims=True)
+        return (p * (d - inner)).reshape(dp.shape), out.reshape(dp.shape)
+
+    def _rop_forward_logits(self, z_dot, tangents):
+        return z_dot
+
+    def _rop_backward_logits(self, ds, ds_dot, tangents, rgrads):
+        return ds, ds_dot
+
+    def _diag_gn_backward_logits(self, h, diag):
+        return h
+
     def get_config(self):
         return {"axis": self.axis, "groups": self.groups, **super().get_config()}
 
@@ -233,6 +338,23 @@ class LogSoftmax(Layer):
     def _backward(self, dq):
         return dq - np.exp(self._q) * dq.sum(axis=self.axis, keepdims=True)
 
+    def _rop_forward(self, z_dot, tangents):
+        """``q̇ = ż − ⟨p, ż⟩``."""
+        self._z_dot = z_dot
+        if z_dot is None:
+            return None
+        p = np.exp(self._q)
+        return z_dot - (p * z_dot).sum(axis=self.axis, keepdims=True)
+
+    def _rop_backward(self, dq, dq_dot, tangents, rgrads):
+        p, ax = np.exp(self._q), self.axis
+        total = dq.sum(axis=ax, keepdims=True)
+        out = dq_dot - p * dq_dot.sum(axis=ax, keepdims=True)
+        if self._z_dot is not None:
+            p_dot = p * (self._z_dot - (p * self._z_dot).sum(axis=ax, keepdims=True))
+            out -= p_dot * total
+        return dq - p * total, out
+
     def get_config(self):
         return {"axis": self.axis, **super().get_config()}
 
@@ -251,6 +373,15 @@ class Flatten(Layer):
 
     def _backward(self, dy):
         return dy.reshape((dy.shape[0],) + self.input_shape)
+
+    def _rop_forward(self, x_dot, tangents):
+        return None if x_dot is None else self._forward(x_dot)
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        return self._backward(dy), self._backward(dy_dot)
+
+    def _diag_gn_backward(self, h, diag):
+        return self._backward(h)
 
 
 class Reshape(Layer):
@@ -285,6 +416,15 @@ class Reshape(Layer):
 
     def _backward(self, dy):
         return dy.reshape((dy.shape[0],) + self.input_shape)
+
+    def _rop_forward(self, x_dot, tangents):
+        return None if x_dot is None else self._forward(x_dot)
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        return self._backward(dy), self._backward(dy_dot)
+
+    def _diag_gn_backward(self, h, diag):
+        return self._backward(h)
 
     def get_config(self):
         return {"shape": list(self.shape), **super().get_config()}

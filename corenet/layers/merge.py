@@ -35,6 +35,21 @@ class Add(Layer):
     def _backward(self, dy):
         return tuple(dy for _ in range(self._k))
 
+    def _rop_forward(self, x_dots, tangents):
+        known = [d for d in x_dots if d is not None]
+        if not known:
+            return None
+        out = known[0].copy()
+        for d in known[1:]:
+            out += d
+        return out
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        return self._backward(dy), self._backward(dy_dot)
+
+    def _diag_gn_backward(self, h, diag):
+        return self._backward(h)
+
 
 class Concat(Layer):
     """Concatenate inputs along ``axis`` of the per-sample shape, counted with the batch
@@ -74,12 +89,26 @@ class Concat(Layer):
         return tuple(out)
 
     def _forward(self, *xs):
+        self._batch = xs[0].shape[0]
         return np.concatenate(xs, axis=self._norm_axis(xs[0].ndim))
 
     def _backward(self, dy):
         axis = self._norm_axis(dy.ndim)
         cuts = np.cumsum(self._sizes)[:-1]
         return tuple(np.ascontiguousarray(part) for part in np.split(dy, cuts, axis=axis))
+
+    def _rop_forward(self, x_dots, tangents):
+        if all(d is None for d in x_dots):
+            return None
+        parts = [np.zeros((self._batch,) + tuple(shape), dtype=self.dtype) if d is None else d
+                 for d, shape in zip(x_dots, self.input_shape)]
+        return np.concatenate(parts, axis=self._norm_axis(parts[0].ndim))
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        return self._backward(dy), self._backward(dy_dot)
+
+    def _diag_gn_backward(self, h, diag):
+        return self._backward(h)
 
     def get_config(self):
         return {"axis": self.axis, **super().get_config()}
