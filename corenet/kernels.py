@@ -91,6 +91,16 @@ def _params(name, kernel, params):
     return p.get("alpha", 0.0), 0.0
 
 
+def activation_params(activation, config: dict) -> tuple[float, float, bool]:
+    """``(p1, p2, from_y)`` of an activation for the compiled kernels: its validated
+    hyperparameters and whether its backward can use the cached output."""
+    name, code = _resolve(activation)
+    p1, p2 = _params(name, f"kernels[{name}]", dict(config))
+    from_y = (code in _act.FROM_Y and not (name == "elu" and p1 <= 0)
+              and not (name == "scaled_tanh" and p1 == 0))
+    return p1, p2, from_y
+
+
 # ----------------------------------------------------------------------------- activations
 def activation_forward(activation, x, out=None, **params):
     """``out = f(x)`` element-wise (networks.md §2.2) for any shape; returns ``out``.

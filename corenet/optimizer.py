@@ -108,8 +108,10 @@ class Optimizer:
             for p in group["params"]:
                 p.grad.fill(0.0)
 
-    def step(self) -> None:
-        """One update of every trainable parameter from its ``grad`` (masks respected)."""
+    def step(self, loss=None) -> None:
+        """One update of every trainable parameter from its ``grad`` (masks respected).
+        ``loss`` (the objective at the current parameters) is ignored here; rules that use
+        it (iRprop+) override ``step``."""
         if not self.param_groups:
             raise RuntimeError(f"optimizer {self.name!r} has no parameters: pass them to the "
                                f"constructor or call bind(model.parameters())")

@@ -130,6 +130,10 @@ class Trainer:
         self._active = {h: False for h in _EVENT_HOOKS}
         self._params = None
         self.rng = None
+        #: use the compiled dense step when the configuration allows (corenet.fastpath)
+        self.fast_path = True
+        self._fast = None
+        self._fast_refused: set = set()
 
     # ------------------------------------------------------------------ helpers
     def _hook(self, name: str, **kwargs):
@@ -149,7 +153,7 @@ class Trainer:
     def fit(self, X, y, *, epochs: int = 100, batch_size: int = 32, validation_data=None,
             validation_split: float = 0.0, shuffle: bool = True, drop_last: bool = False,
             sample_weight=None, callbacks=(), random_state=None, verbose: bool = False,
-            check_finite: bool = True, resume_from=None) -> History:
+            check_finite: bool = True, resume_from=None, fast_path: bool = True) -> History:
         """Train ``self.model`` on ``(X, y)``; returns the :class:`History`.
 
         ``random_state`` seeds the shuffling (default: a child generator of the model's).
@@ -193,6 +197,8 @@ class Trainer:
             validation_data = (Xv, yv)
         if not model.built:
             model.build(X.shape[1:])
+        self.fast_path = fast_path
+        self._fast, self._fast_refused = None, set()
         self.rng = (np.random.default_rng(random_state) if random_state is not None
                     else model.rng.spawn(1)[0])
         self._bind_optimizer()
@@ -271,16 +277,57 @@ class Trainer:
                 if grown is not None:
                     self.model = grown
                     self._params = grown.parameters()
+                    self._fast = None
                     self._bind_optimizer()
         finally:
             bar.close()
         self._hook("corenet_on_train_end", history=self.history)
         return self.history
 
+    def _fast_step(self, xb, wb):
+        """The compiled dense step for this batch, or None (see :mod:`corenet.fastpath`)."""
+        if not self.fast_path or wb is not None or self._active["corenet_on_after_backward"] \
+                or self._active["corenet_on_before_step"]:
+            return None
+        fast = self._fast
+        if fast is None or fast.batch_size != xb.shape[0] or not fast.sync():
+            from .fastpath import build_dense_step
+
+            if not self.optimizer.bound:
+                self._bind_optimizer()
+            key = (xb.shape[0], id(self.model))
+            if fast is None and key in self._fast_refused:
+                return None
+            fast = self._fast = build_dense_step(self.model, self.loss, self.optimizer,
+                                                 xb.shape[0], regularizers=self.regularizers)
+            if fast is None:
+                self._fast_refused.add(key)
+        return fast
+
     def train_step(self, xb, yb, wb=None, *, batch: int = 0, check_finite: bool = True) -> float:
         """One mini-batch update; returns the batch loss (without penalties)."""
-        model, loss = self.model, self.loss
         self._hook("corenet_on_batch_begin", batch=batch, X=xb, y=yb)
+        fast = self._fast_step(xb, wb)
+        if fast is not None and xb.dtype == self.model.dtype and xb.flags.c_contiguous \
+                and xb.shape[1:] == self.model.input_shape:
+            value = fast(xb, yb)
+            if check_finite and not np.isfinite(value):
+                raise NotFiniteError(f"training: the {self.loss.name} loss became {value} at "
+                                     f"epoch {self.epoch}, batch {batch}; lower the learning "
+                                     f"rate or check the data")
+        else:
+            value = self._layer_step(xb, yb, wb, batch, check_finite)
+        self._hook("corenet_on_after_step", optimizer=self.optimizer)
+        if self.scheduler is not None:
+            self.scheduler.step_batch()
+        self.history.batch_losses.append(value)
+        self._hook("corenet_on_batch_end", batch=batch, loss=value)
+        return value
+
+    def _layer_step(self, xb, yb, wb, batch, check_finite) -> float:
+        """Forward, loss, backward, regularizers, hooks and the optimizer step, layer by
+        layer (README §8)."""
+        model, loss = self.model, self.loss
         fuse = loss.fused_activation is not None and \
             loss.fused_activation == model.output_activation
         out = model.forward(xb, logits=fuse)
@@ -303,10 +350,5 @@ class Trainer:
             if p.masked:
                 p.grad *= p._mask
         self._hook("corenet_on_before_step", optimizer=self.optimizer)
-        self.optimizer.step()
-        self._hook("corenet_on_after_step", optimizer=self.optimizer)
-        if self.scheduler is not None:
-            self.scheduler.step_batch()
-        self.history.batch_losses.append(float(value))
-        self._hook("corenet_on_batch_end", batch=batch, loss=float(value))
+        self.optimizer.step(loss=float(value))
         return float(value)

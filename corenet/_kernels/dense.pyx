@@ -1,0 +1,251 @@
+# cython: language_level=3
+"""A compiled training step for stacks of dense layers (the fast path of the trainer).
+
+One call runs forward, the loss and its output gradient, backward and the SGD /
+momentum / Nesterov update for every layer, without the GIL and without allocating:
+``Y = X Wᵀ + b`` and the gradients go through ``scipy.linalg.cython_blas`` GEMMs on
+row-major arrays (operands swapped, never copied); activations use the loops of
+``activations.pyx``; cross-entropy uses the row kernel of ``softmax_ce.pyx``.
+
+Private module: :mod:`corenet.fastpath` decides when a model qualifies, validates every
+array and owns the buffers (the parameters' own ``data``/``grad``/``mask`` and the
+optimizer's momentum buffers are used in place, so both paths share one state).
+The math is the same as the layer-by-layer path (networks.md §1-4, optimizers.md §1-3).
+"""
+cimport numpy as cnp
+from cython cimport floating
+from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free
+from scipy.linalg.cython_blas cimport sgemm, dgemm
+
+from corenet._kernels.activations cimport _fwd, _bwd
+from corenet._kernels.softmax_ce cimport _ce_row
+
+cnp.import_array()
+
+cdef enum:
+    LOSS_MSE = 0          # (1/K) Σ r²           grad 2r/K
+    LOSS_SSE_HALF = 1     # ½ Σ r²               grad r
+    LOSS_SSE = 2          # Σ r²                 grad 2r
+    LOSS_CE_LABELS = 3    # softmax CE, int64 labels
+    LOSS_CE_DENSE = 4     # softmax CE, float targets
+
+LOSSES = {"mse": LOSS_MSE, "sse_half": LOSS_SSE_HALF, "sse": LOSS_SSE,
+          "ce_labels": LOSS_CE_LABELS, "ce_dense": LOSS_CE_DENSE}
+
+ctypedef struct LayerSlot:
+    void* W          # (dout, din) weights
+    void* b          # (dout,) bias or NULL
+    void* gW         # gradients (written, not accumulated: the trainer zeroes them anyway)
+    void* gb
+    void* mW         # masks or NULL
+    void* mb
+    void* vW         # momentum buffers or NULL (momentum 0)
+    void* vb
+    void* S          # (B, dout) pre-activations
+    void* A          # (B, dout) outputs (== S for identity)
+    void* D          # (B, dout) deltas
+    void* dX         # (B, din) gradient w.r.t. the input (NULL for the first layer)
+    int din, dout, act
+    double p1, p2
+    bint from_y, decay_W, decay_b, train_W, train_b
+
+
+cdef inline void _gemm(char ta, char tb, int m, int n, int k, floating alpha,
+                       floating* a, int lda, floating* b, int ldb, floating beta,
+                       floating* c, int ldc) noexcept nogil:
+    if floating is float:
+        sgemm(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc)
+    else:
+        dgemm(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc)
+
+
+cdef void _forward(LayerSlot* L, floating* X, int B) noexcept nogil:
+    """S = X Wᵀ + b (row-major: Sᵀ = W·Xᵀ in column-major terms); A = f(S)."""
+    cdef floating* S = <floating*>L.S
+    cdef floating* b = <floating*>L.b
+    cdef Py_ssize_t i, j
+    cdef int dout = L.dout
+    if b != NULL:
+        for i in range(B):
+            for j in range(dout):
+                S[i * dout + j] = b[j]
+    _gemm(c'T', c'N', dout, B, L.din, <floating>1.0, <floating*>L.W, L.din, X, L.din,
+          <floating>(1.0 if b != NULL else 0.0), S, dout)
+    if L.A != L.S:
+        _fwd(L.act, <const floating*>S, <floating*>L.A, 0, <Py_ssize_t>B * dout, L.p1, L.p2)
+
+
+cdef double _loss_grad(int loss, LayerSlot* L, floating* Y, int64_t* labels,
+                       int B) noexcept nogil:
+    """Mean batch loss; writes ∂L/∂(output) into L.D (∂L/∂logits for cross-entropy)."""
+    cdef floating* out = <floating*>L.A
+    cdef floating* D = <floating*>L.D
+    cdef int K = L.dout
+    cdef Py_ssize_t i, n = <Py_ssize_t>B * K
+    cdef double total = 0.0, r, inv_b = 1.0 / B
+    if loss == LOSS_CE_LABELS or loss == LOSS_CE_DENSE:
+        for i in range(B):
+            total += _ce_row(<const floating*>(out + i * K),
+                             <const floating*>(NULL if loss == LOSS_CE_LABELS else Y + i * K),
+                             labels[i] if loss == LOSS_CE_LABELS else 0, D + i * K, K)
+        for i in range(n):
+            D[i] = <floating>(D[i] * inv_b)
+        return total * inv_b
+    for i in range(n):
+        r = out[i] - Y[i]
+        if loss == LOSS_MSE:
+            total += r * r / K
+            D[i] = <floating>(2.0 * r / K * inv_b)
+        elif loss == LOSS_SSE_HALF:
+            total += 0.5 * r * r
+            D[i] = <floating>(r * inv_b)
+        else:
+            total += r * r
+            D[i] = <floating>(2.0 * r * inv_b)
+    return total * inv_b
+
+
+cdef void _backward(LayerSlot* L, floating* X, int B) noexcept nogil:
+    """D ← D ⊙ f′(S); gW = Dᵀ X; gb = Σ_n D; dX = D W."""
+    cdef floating* D = <floating*>L.D
+    cdef floating* gb = <floating*>L.gb
+    cdef Py_ssize_t i, j
+    cdef int dout = L.dout
+    if L.A != L.S:
+        _bwd(L.act, <const floating*>(L.A if L.from_y else L.S), <const floating*>D, D, 0,
+             <Py_ssize_t>B * dout, L.p1, L.p2, L.from_y)
+    if L.train_W:
+        _gemm(c'N', c'T', L.din, dout, B, <floating>1.0, X, L.din, D, dout, <floating>0.0,
+              <floating*>L.gW, L.din)
+    if gb != NULL and L.train_b:
+        for j in range(dout):
+            gb[j] = 0
+        for i in range(B):
+            for j in range(dout):
+                gb[j] += D[i * dout + j]
+    if L.dX != NULL:
+        _gemm(c'N', c'N', L.din, B, dout, <floating>1.0, <floating*>L.W, L.din, D, dout,
+              <floating>0.0, <floating*>L.dX, L.din)
+
+
+cdef void _sgd(floating* w, floating* g, floating* mask, floating* v, Py_ssize_t n,
+               double lr, double mu, double tau, bint nesterov, double wd) noexcept nogil:
+    """optimizers.md §1-3 with coupled weight decay; masks on g before and on w after."""
+    cdef Py_ssize_t i
+    cdef double gi
+    for i in range(n):
+        gi = g[i]
+        if mask != NULL:
+            gi = gi * mask[i]
+        if wd != 0.0:
+            gi = gi + wd * w[i]
+        if v == NULL:
+            w[i] = <floating>(w[i] - lr * gi)
+        else:
+            v[i] = <floating>(mu * v[i] + (1.0 - tau) * gi if tau != 0.0 else mu * v[i] + gi)
+            if nesterov:
+                w[i] = <floating>(w[i] - lr * (gi + mu * v[i]))
+            else:
+                w[i] = <floating>(w[i] - lr * v[i])
+        if mask != NULL:
+            w[i] = w[i] * mask[i]
+
+
+cdef double _step(LayerSlot* layers, int n_layers, floating* X, floating* Y, int64_t* labels,
+                  int B, int loss, double lr, double mu, double tau, bint nesterov,
+                  double wd) noexcept nogil:
+    cdef int l
+    cdef floating* inp
+    cdef double value
+    cdef LayerSlot* L
+    for l in range(n_layers):
+        inp = X if l == 0 else <floating*>layers[l - 1].A
+        _forward(&layers[l], inp, B)
+    value = _loss_grad(loss, &layers[n_layers - 1], Y, labels, B)
+    for l in range(n_layers - 1, -1, -1):
+        inp = X if l == 0 else <floating*>layers[l - 1].A
+        _backward(&layers[l], inp, B)   # its dX is the delta buffer D of layer l-1
+    for l in range(n_layers):
+        L = &layers[l]
+        if L.train_W:
+            _sgd(<floating*>L.W, <floating*>L.gW, <floating*>L.mW, <floating*>L.vW,
+                 <Py_ssize_t>L.din * L.dout, lr, mu, tau, nesterov, wd if L.decay_W else 0.0)
+        if L.b != NULL and L.train_b:
+            _sgd(<floating*>L.b, <floating*>L.gb, <floating*>L.mb, <floating*>L.vb, L.dout,
+                 lr, mu, tau, nesterov, wd if L.decay_b else 0.0)
+    return value
+
+
+cdef inline void* _ptr(object arr):
+    if arr is None:
+        return NULL
+    return cnp.PyArray_DATA(<cnp.ndarray>arr)
+
+
+cdef class DenseTrainStep:
+    """Holds the raw pointers of one model's arrays for a fixed batch size.
+
+    ``spec`` is a list of dicts (one per layer) prepared and validated by
+    :mod:`corenet.fastpath`; the arrays must stay alive (the plan keeps references)."""
+
+    cdef LayerSlot* layers
+    cdef int n_layers, batch, loss, is_double
+    cdef double lr, mu, tau, wd
+    cdef bint nesterov
+    cdef object keep
+
+    def __cinit__(self, list spec, int batch, int loss, bint is_double):
+        self.n_layers = len(spec)
+        self.batch = batch
+        self.loss = loss
+        self.is_double = is_double
+        self.keep = spec
+        self.layers = <LayerSlot*>calloc(self.n_layers, sizeof(LayerSlot))
+        if self.layers == NULL:
+            raise MemoryError()
+        cdef int i
+        for i in range(self.n_layers):
+            s = spec[i]
+            L = &self.layers[i]
+            L.W, L.b = _ptr(s["W"]), _ptr(s["b"])
+            L.gW, L.gb = _ptr(s["gW"]), _ptr(s["gb"])
+            L.mW, L.mb = _ptr(s["mW"]), _ptr(s["mb"])
+            L.vW, L.vb = _ptr(s["vW"]), _ptr(s["vb"])
+            L.S, L.A, L.D, L.dX = _ptr(s["S"]), _ptr(s["A"]), _ptr(s["D"]), _ptr(s["dX"])
+            L.din, L.dout, L.act = s["din"], s["dout"], s["act"]
+            L.p1, L.p2, L.from_y = s["p1"], s["p2"], s["from_y"]
+            L.decay_W, L.decay_b = s["decay_W"], s["decay_b"]
+            L.train_W, L.train_b = s["train_W"], s["train_b"]
+
+    def __dealloc__(self):
+        free(self.layers)
+
+    def set_hyperparameters(self, double lr, double mu, double tau, bint nesterov,
+                            double wd):
+        self.lr, self.mu, self.tau, self.nesterov, self.wd = lr, mu, tau, nesterov, wd
+
+    def set_loss(self, int loss):
+        self.loss = loss
+
+    def set_momentum(self, int i, vW, vb):
+        self.keep[i]["vW"], self.keep[i]["vb"] = vW, vb
+        self.layers[i].vW = _ptr(vW)
+        self.layers[i].vb = _ptr(vb)
+
+    def step(self, X, Y, labels):
+        """One update on a full batch (arrays validated by the caller); returns the loss."""
+        cdef void* xp = _ptr(X)
+        cdef void* yp = _ptr(Y)
+        cdef int64_t* lp = <int64_t*>_ptr(labels)
+        cdef double value
+        with nogil:
+            if self.is_double:
+                value = _step[double](self.layers, self.n_layers, <double*>xp, <double*>yp,
+                                      lp, self.batch, self.loss, self.lr, self.mu, self.tau,
+                                      self.nesterov, self.wd)
+            else:
+                value = _step[float](self.layers, self.n_layers, <float*>xp, <float*>yp, lp,
+                                     self.batch, self.loss, self.lr, self.mu, self.tau,
+                                     self.nesterov, self.wd)
+        return value
