@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -328,6 +329,13 @@ class Trainer:
         """Forward, loss, backward, regularizers, hooks and the optimizer step, layer by
         layer (README §8)."""
         model, loss = self.model, self.loss
+        if getattr(self.optimizer, "needs_data", False):
+            # data solvers (IRLS, least squares, Levenberg-Marquardt): one iteration per batch
+            value = float(self.optimizer.data_step(model, loss, xb, yb, wb))
+            if check_finite and not np.isfinite(value):
+                raise NotFiniteError(f"training: the {loss.name} loss became {value} at epoch "
+                                     f"{self.epoch}, batch {batch}")
+            return value
         fuse = loss.fused_activation is not None and \
             loss.fused_activation == model.output_activation
         out = model.forward(xb, logits=fuse)
@@ -350,5 +358,8 @@ class Trainer:
             if p.masked:
                 p.grad *= p._mask
         self._hook("corenet_on_before_step", optimizer=self.optimizer)
-        self.optimizer.step(loss=float(value))
+        objective = float(value)
+        if self.regularizers and getattr(self.optimizer, "uses_loss", False):
+            objective += sum(r.penalty(params) for r in self.regularizers)
+        self.optimizer.step(loss=objective)
         return float(value)
