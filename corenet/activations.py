@@ -134,6 +134,11 @@ class ScaledTanh(KernelActivation):
 
     name = "scaled_tanh"
 
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [{}, {"a": 1.0, "b": 1.5}]
+
     def __init__(self, a: float = 1.7159, b: float = 2.0 / 3.0):
         self.a = _finite(a, "activation 'scaled_tanh'", "a")
         self.b = _finite(b, "activation 'scaled_tanh'", "b")
@@ -152,6 +157,11 @@ class LeakyReLU(_Slope):
     (networks.md §2.2). Default α = 0.01."""
 
     name = "leaky_relu"
+
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [{}, {"alpha": 0.2}]
     _default_alpha = 0.01
 
     def __init__(self, alpha: float = 0.01):
@@ -164,6 +174,11 @@ class GeneralizedReLU(_Slope):
 
     name = "generalized_relu"
 
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [{}, {"alpha": -1.0}, {"alpha": 0.3}]
+
     def __init__(self, alpha: float = 0.0):
         super().__init__(alpha)
 
@@ -174,6 +189,11 @@ class ELU(_Slope):
 
     name = "elu"
 
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [{}, {"alpha": 0.5}]
+
     def __init__(self, alpha: float = 1.0):
         super().__init__(alpha)
 
@@ -183,6 +203,11 @@ class Softplus(KernelActivation):
     f″ = βσ(βx)(1 − σ(βx)) (networks.md §2.2). Default β = 1 (must be > 0)."""
 
     name = "softplus"
+
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [{}, {"beta": 2.0}]
 
     def __init__(self, beta: float = 1.0):
         self.beta = check_positive(beta, "activation 'softplus'", "beta")
@@ -200,6 +225,11 @@ class PReLU(Activation):
     """
 
     name = "prelu"
+
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [{}, {"init": 0.1, "per_channel": False}]
 
     def __init__(self, init: float = 0.25, per_channel: bool = True):
         self.init = _finite(init, "activation 'prelu'", "init")

@@ -96,6 +96,17 @@ class Layer:
             if x.shape[1:] != self.input_shape:
                 raise ShapeError(f"{self.label}: expected input of shape (N, "
                                  f"{', '.join(map(str, self.input_shape))}), got {x.shape}")
+        else:
+            if len(xs) != len(self.input_shape):
+                raise ShapeError(f"{self.label}: built for {len(self.input_shape)} inputs, got "
+                                 f"{len(xs)}")
+            for i, (x, shape) in enumerate(zip(xs, self.input_shape)):
+                if x.shape[1:] != shape:
+                    raise ShapeError(f"{self.label}: input {i} must have shape (N, "
+                                     f"{', '.join(map(str, shape))}), got {x.shape}")
+            if len({x.shape[0] for x in xs}) != 1:
+                raise ShapeError(f"{self.label}: inputs have different batch sizes "
+                                 f"{[x.shape[0] for x in xs]}")
         for i, x in enumerate(xs):
             if x.dtype != self.dtype:
                 raise DTypeError(f"{self.label}: layer dtype is {self.dtype}, input {i} has "

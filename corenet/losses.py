@@ -161,6 +161,11 @@ class SSE(_Elementwise):
     gradient ``2c r``; Hessian ``2c I`` (networks.md §3.2, D-41)."""
 
     name = "sse"
+
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [{"config": {}}, {"config": {"half": False}, "y_pred_shape": (4,)}]
     _average = False
 
     def __init__(self, half: bool = True, reduction: str = "mean"):
@@ -200,6 +205,11 @@ class Huber(_Elementwise):
 
     name = "huber"
 
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [{"config": {"delta": 0.5}}]
+
     def __init__(self, delta: float = 1.0, reduction: str = "mean"):
         super().__init__(reduction)
         self.delta = check_positive(delta, "loss 'huber'", "delta")
@@ -230,6 +240,14 @@ class BCE(_Elementwise):
     """
 
     name = "bce"
+
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [
+            {"config": {}, "y_pred": "unit", "targets": "binary"},
+            {"config": {"reduction": "sum"}, "y_pred": "unit", "targets": "unit",
+             "y_pred_shape": (5, 1)}]
     fused_activation = "sigmoid"
     _targets = "unit"
 
@@ -475,6 +493,16 @@ class CrossEntropy(_ClassLoss):
     """
 
     name = "cross_entropy"
+
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [
+            {"config": {}, "targets": "labels"},
+            {"config": {}, "targets": "probabilities"},
+            {"config": {"label_smoothing": 0.1}, "targets": "onehot"},
+            {"config": {"from_probs": True}, "y_pred": "probabilities", "targets": "labels"},
+            {"config": {"axis": 1}, "y_pred_shape": (3, 4, 2, 2), "targets": "labels"}]
     fused_activation = "softmax"
 
     def __init__(self, from_probs: bool = False, label_smoothing: float = 0.0,
@@ -555,6 +583,11 @@ class NLL(_ClassLoss):
 
     name = "nll"
 
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [{"config": {}, "y_pred": "log_probabilities", "targets": "labels"}]
+
     def per_sample_and_grad(self, y_pred, y):
         t = self._dense(y_pred, y)
         return self._sum_classes(-t * y_pred, y_pred), -t / self._pixels(y_pred)
@@ -571,6 +604,12 @@ class KLDiv(_ClassLoss):
     ``∂ℓ/∂q = −p``, Hessian 0. Target sums are not checked (PyTorch convention)."""
 
     name = "kl_div"
+
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [{"config": {}, "y_pred": "log_probabilities",
+                              "targets": "probabilities"}]
     _dense_only = True
     _check_sums = False
 
@@ -595,6 +634,11 @@ class MulticlassHinge(_ClassLoss):
     (N,) or one-hot (N, K)."""
 
     name = "multiclass_hinge"
+
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [{"config": {"margin": 0.5}, "targets": "labels"}]
 
     def __init__(self, margin: float = 1.0, reduction: str = "mean"):
         super().__init__(-1, reduction)
@@ -685,6 +729,17 @@ class GroupedCrossEntropy(_TaskLoss):
     """
 
     name = "grouped_cross_entropy"
+
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [
+            # missing labels (-1): L_t is the mean over the valid rows only (D-58), so the
+            # N·mean and Σwℓ/Σw relations of the other losses do not hold
+            {"config": {"groups": 3}, "y_pred_shape": (5, 6), "skip_checks": ["reductions", "weights"],
+             "targets": lambda rng, shape: rng.integers(-1, 3, (shape[0], 2))},
+            {"config": {"groups": 2, "task_weights": [1.0, 0.5, 2.0]}, "y_pred_shape": (4, 6),
+             "targets": lambda rng, shape: rng.integers(0, 2, (shape[0], 3))}]
 
     def __init__(self, groups: int, task_weights=None, missing: str = "mask",
                  reduction: str = "mean"):
@@ -791,6 +846,17 @@ class Multitask(_TaskLoss):
     """
 
     name = "multitask"
+
+    @classmethod
+    def examples(cls):
+        """Contract-kit cases (corenet.testing)."""
+        return [
+            {"config": {"losses": [{"name": "mse", "columns": [0, 2]},
+                                   {"name": "cross_entropy", "columns": [2, 5],
+                                    "target_columns": 2, "weight": 0.5}]},
+             "y_pred_shape": (4, 5),
+             "targets": lambda rng, shape: np.column_stack(
+                 [rng.standard_normal((shape[0], 2)), rng.integers(0, 3, shape[0])])}]
 
     def __init__(self, losses, reduction: str = "mean"):
         super().__init__(reduction)

@@ -19,6 +19,11 @@ class L2(Regularizer):
     def grad_of(self, data):
         return data
 
+    @classmethod
+    def examples(cls):
+        """Constructor arguments for the contract tests (:mod:`corenet.testing`)."""
+        return [{"lam": 0.1}, {"lam": 0.5, "include_bias": True}]
+
 
 class L1(Regularizer):
     """``λ Σ|w|``, subgradient ``λ sign(w)`` with ``sign(0) = 0`` (``regularizer:l1``, D-04)."""
@@ -30,6 +35,11 @@ class L1(Regularizer):
 
     def grad_of(self, data):
         return np.sign(data)
+
+    @classmethod
+    def examples(cls):
+        """Constructor arguments for the contract tests (:mod:`corenet.testing`)."""
+        return [{"lam": 0.1}, {"lam": 0.5, "include_bias": True}]
 
 
 @hookimpl

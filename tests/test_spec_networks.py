@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import corenet
+import corenet.testing
 
 from corenet import Sequential
 from corenet.layers.core import ActivationLayer, Dense

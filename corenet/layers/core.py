@@ -97,6 +97,14 @@ class ActivationLayer(Layer):
     def get_config(self):
         return {"activation": self.activation, **super().get_config()}
 
+    @classmethod
+    def examples(cls):
+        """Example cases for the contract tests (:mod:`corenet.testing`)."""
+        return [{"config": {"activation": name}, "input_shape": shape} for name, shape in (
+            ("relu", (5,)), ("tanh", (5,)), ("sigmoid", (2, 3)), ("elu", (5,)),
+            ({"name": "leaky_relu", "alpha": 0.1}, (5,)), ("softplus", (4,)),
+            ("prelu", (3, 4)), ({"name": "prelu", "per_channel": False, "init": 0.1}, (5,)))]
+
 
 class Dense(Layer):
     """Fully connected layer ``S = X Wᵀ + b`` (``layer:dense``, networks.md §1).
@@ -239,6 +247,19 @@ class Dense(Layer):
                "mask": None if self.mask is None else self.mask.tolist()}
         return {**cfg, **super().get_config()}
 
+    @classmethod
+    def examples(cls):
+        """Example cases for the contract tests (:mod:`corenet.testing`)."""
+        return [{"config": {"out_features": 4}, "input_shape": (5,)},
+                {"config": {"out_features": 3, "activation": "tanh"}, "input_shape": (5,)},
+                {"config": {"out_features": 3, "bias": False}, "input_shape": (4,)},
+                {"config": {"out_features": 2, "in_features": 3, "activation": "relu",
+                            "bias_init": {"name": "constant", "value": 0.1}},
+                 "input_shape": (3,)},
+                {"config": {"out_features": 3,
+                            "mask": [[1, 0, 1, 1], [0, 1, 1, 0], [1, 1, 0, 1]]},
+                 "input_shape": (4,)}]
+
 
 class Softmax(Layer):
     """``p = softmax(z)`` along ``axis`` (``layer:softmax``, networks.md §2.3).
@@ -318,6 +339,13 @@ class Softmax(Layer):
     def get_config(self):
         return {"axis": self.axis, "groups": self.groups, **super().get_config()}
 
+    @classmethod
+    def examples(cls):
+        """Example cases for the contract tests (:mod:`corenet.testing`)."""
+        return [{"config": {}, "input_shape": (5,)},
+                {"config": {"groups": 3}, "input_shape": (6,)},
+                {"config": {"axis": 1}, "input_shape": (3, 2, 2)}]
+
 
 class LogSoftmax(Layer):
     """``q = z − m − log Σ exp(z − m)`` (``layer:log_softmax``, networks.md §2.3);
@@ -358,6 +386,12 @@ class LogSoftmax(Layer):
     def get_config(self):
         return {"axis": self.axis, **super().get_config()}
 
+    @classmethod
+    def examples(cls):
+        """Example cases for the contract tests (:mod:`corenet.testing`)."""
+        return [{"config": {}, "input_shape": (5,)},
+                {"config": {"axis": 1}, "input_shape": (3, 2, 2)}]
+
 
 class Flatten(Layer):
     """``(N, C, H, W) → (N, C·H·W)`` in C order, feature index ``c·H·W + i·W + j``
@@ -382,6 +416,11 @@ class Flatten(Layer):
 
     def _diag_gn_backward(self, h, diag):
         return self._backward(h)
+
+    @classmethod
+    def examples(cls):
+        """Example cases for the contract tests (:mod:`corenet.testing`)."""
+        return [{"config": {}, "input_shape": (2, 3, 4)}, {"config": {}, "input_shape": (5,)}]
 
 
 class Reshape(Layer):
@@ -428,6 +467,12 @@ class Reshape(Layer):
 
     def get_config(self):
         return {"shape": list(self.shape), **super().get_config()}
+
+    @classmethod
+    def examples(cls):
+        """Example cases for the contract tests (:mod:`corenet.testing`)."""
+        return [{"config": {"shape": [4, 6]}, "input_shape": (2, 3, 4)},
+                {"config": {"shape": [-1, 2]}, "input_shape": (6,)}]
 
 
 @hookimpl

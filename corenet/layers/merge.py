@@ -35,6 +35,12 @@ class Add(Layer):
     def _backward(self, dy):
         return tuple(dy for _ in range(self._k))
 
+    @classmethod
+    def examples(cls):
+        """Example cases for the contract tests (:mod:`corenet.testing`)."""
+        return [{"config": {}, "input_shape": [(5,), (5,)]},
+                {"config": {}, "input_shape": [(2, 3), (2, 3), (2, 3)]}]
+
     def _rop_forward(self, x_dots, tangents):
         known = [d for d in x_dots if d is not None]
         if not known:
@@ -112,6 +118,13 @@ class Concat(Layer):
 
     def get_config(self):
         return {"axis": self.axis, **super().get_config()}
+
+    @classmethod
+    def examples(cls):
+        """Example cases for the contract tests (:mod:`corenet.testing`)."""
+        return [{"config": {}, "input_shape": [(3,), (4,)]},
+                {"config": {"axis": 1}, "input_shape": [(2, 3, 3), (1, 3, 3)]},
+                {"config": {"axis": -1}, "input_shape": [(2, 2), (2, 3), (2, 1)]}]
 
 
 @hookimpl
