@@ -5,7 +5,8 @@ networks and small batches that Python overhead dominates. When a model is a
 ``Sequential`` of ``dense`` layers (each with an optional kernel activation, optionally
 followed by ``activation`` layers and a final ``softmax``), the loss is ``mse``, ``sse``
 or ``cross_entropy`` with the mean reduction, the optimizer is ``sgd``/``gd`` (any
-momentum, dampening, Nesterov, coupled weight decay; one set of hyperparameters), and no
+momentum, dampening, Nesterov, coupled weight decay) or ``adam``/``adamw`` (without
+AMSGrad or ε inside the root), with one set of hyperparameters for all groups, and no
 regularizer or ``after_backward``/``before_step`` hook needs to see the gradients before
 the update, the trainer runs :class:`DenseStep` instead: the same mathematics
 (networks.md §1-4, optimizers.md §1-3, masks of pruning.md §1), in
@@ -71,18 +72,32 @@ def _loss_code(loss, softmax_end):
     return None
 
 
+_SGD_KEYS = ("lr", "momentum", "dampening", "nesterov", "momentum_form", "weight_decay",
+             "decoupled_weight_decay")
+_ADAM_KEYS = ("lr", "betas", "eps", "bias_correction", "amsgrad", "eps_inside_sqrt",
+              "weight_decay", "decoupled_weight_decay")
+
+
 def _optimizer_settings(optimizer):
-    if optimizer.name not in ("sgd", "gd") or not optimizer.param_groups:
+    """The hyperparameters the compiled rule needs (one set for all groups), or None."""
+    if optimizer.name in ("sgd", "gd"):
+        rule, keys = "sgd", _SGD_KEYS
+    elif optimizer.name in ("adam", "adamw"):
+        rule, keys = "adam", _ADAM_KEYS
+    else:
         return None
-    keys = ("lr", "momentum", "dampening", "nesterov", "momentum_form", "weight_decay",
-            "decoupled_weight_decay")
+    if not optimizer.param_groups:
+        return None
     first = {k: optimizer.param_groups[0].get(k) for k in keys}
     for group in optimizer.param_groups[1:]:
         if any(group.get(k) != first[k] for k in keys):
             return None
-    if first["momentum_form"] != "standard" or first["decoupled_weight_decay"]:
+    if rule == "sgd" and (first["momentum_form"] != "standard"
+                          or first["decoupled_weight_decay"]):
         return None
-    return first
+    if rule == "adam" and (first["amsgrad"] or first["eps_inside_sqrt"]):
+        return None
+    return {"rule": rule, **first}
 
 
 class DenseStep:
@@ -109,7 +124,7 @@ class DenseStep:
                 "gW": W.grad, "gb": None if b is None else b.grad,
                 "mW": W._mask if W.masked else None,
                 "mb": b._mask if (b is not None and b.masked) else None,
-                "vW": None, "vb": None, "S": S, "A": A, "D": D,
+                "vW": None, "vb": None, "sW": None, "sb": None, "S": S, "A": A, "D": D,
                 "dX": previous_delta, "din": din, "dout": dout,
                 "act": ACTIVATION_CODES[name], "p1": p1, "p2": p2, "from_y": from_y,
                 "decay_W": W.decay, "decay_b": b is not None and b.decay,
@@ -126,23 +141,34 @@ class DenseStep:
 
     def _apply_settings(self):
         s = self.settings
-        mu = float(s["momentum"])
-        self._plan.set_hyperparameters(float(s["lr"]), mu, float(s["dampening"]),
-                                       bool(s["nesterov"]), float(s["weight_decay"]))
-        self._momentum = mu != 0.0
-        if self._momentum:
-            for i, params in enumerate(self.params):
-                buffers = [self._buffer(p) for p in params]
-                self._plan.set_momentum(i, buffers[0], buffers[1] if len(buffers) > 1 else None)
-                self._spec[i]["vW"] = buffers[0]
-                self._spec[i]["vb"] = buffers[1] if len(buffers) > 1 else None
+        if s["rule"] == "sgd":
+            mu = float(s["momentum"])
+            self._plan.set_sgd(float(s["lr"]), mu, float(s["dampening"]), bool(s["nesterov"]),
+                               float(s["weight_decay"]))
+            self._state_keys = ("momentum_buffer",) if mu != 0.0 else ()
+        else:
+            b1, b2 = (float(b) for b in s["betas"])
+            self._plan.set_adam(float(s["lr"]), b1, b2, float(s["eps"]),
+                                float(s["weight_decay"]), float(s["decoupled_weight_decay"]))
+            self._betas = (b1, b2)
+            self._state_keys = ("exp_avg", "exp_avg_sq")
+        for i, params in enumerate(self.params):
+            arrays = [[self._buffer(p, key) for p in params] for key in self._state_keys]
+            first = arrays[0] if arrays else [None, None]
+            second = arrays[1] if len(arrays) > 1 else [None, None]
+            first, second = first + [None] * (2 - len(first)), second + [None] * (2 - len(second))
+            self._plan.set_moments(i, first[0], first[1], second[0], second[1])
+            self._spec[i].update(vW=first[0], vb=first[1], sW=second[0], sb=second[1])
 
-    def _buffer(self, p):
+    def _buffer(self, p, key):
+        """The optimizer's own state array ``key`` of ``p`` (created as it would be)."""
         state = self.optimizer.state.setdefault(p, {})
-        if "momentum_buffer" not in state:
-            state["momentum_buffer"] = np.zeros(p.shape, dtype=p.dtype)
+        if key not in state:
+            state[key] = np.zeros(p.shape, dtype=p.dtype)
             state.setdefault("step", 0)
-        return state["momentum_buffer"]
+        if p.masked:  # state at pruned positions is zero (optimizers.md §0)
+            state[key] *= p._mask
+        return state[key]
 
     def sync(self) -> bool:
         """Follow learning-rate changes (schedules); return False when anything else the
@@ -162,9 +188,10 @@ class DenseStep:
             for p, key in zip(params, ("W", "b")):
                 if p.data is not s[key] or (p._mask if p.masked else None) is not s["m" + key]:
                     return False
-                if self._momentum and opt.state.get(p, {}).get("momentum_buffer") \
-                        is not s["v" + key]:
-                    return False
+                state = opt.state.get(p, {})
+                for prefix, name in zip(("v", "s"), self._state_keys):
+                    if state.get(name) is not s[prefix + key]:
+                        return False
         return True
 
     def __call__(self, xb, yb) -> float:
@@ -189,20 +216,33 @@ class DenseStep:
 
     def _step_labels(self, xb, labels):
         self._plan.set_loss(_LOSS_CODES["ce_labels"])
-        return self._finish(self._plan.step(xb, None, labels))
+        self._before()
+        return self._plan.step(xb, None, labels)
 
     def _step_dense(self, xb, targets, code):
         self._plan.set_loss(code)
-        return self._finish(self._plan.step(xb, targets, None))
+        self._before()
+        return self._plan.step(xb, targets, None)
 
-    def _finish(self, value):
+    def _before(self):
+        """Count the step as the optimizer does (t = 1 at the first update, D-57) and set
+        Adam's bias corrections for it."""
         opt = self.optimizer
         opt.iterations += 1
-        if self._momentum:
-            for params in self.params:
-                for p in params:
-                    opt.state[p]["step"] += 1
-        return value
+        t = None
+        for params in self.params:
+            for p in params:
+                if not p.trainable:
+                    continue
+                state = opt.state.setdefault(p, {})
+                state["step"] = state.get("step", 0) + 1
+                t = state["step"] if t is None else t
+        if self.settings["rule"] == "adam" and t is not None:
+            b1, b2 = self._betas
+            if self.settings["bias_correction"]:
+                self._plan.set_bias_correction(1.0 - b1 ** t, 1.0 - b2 ** t)
+            else:
+                self._plan.set_bias_correction(1.0, 1.0)
 
 
 def build_dense_step(model, loss, optimizer, batch_size: int, *, regularizers=(),

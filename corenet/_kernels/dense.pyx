@@ -1,8 +1,8 @@
 # cython: language_level=3
 """A compiled training step for stacks of dense layers (the fast path of the trainer).
 
-One call runs forward, the loss and its output gradient, backward and the SGD /
-momentum / Nesterov update for every layer, without the GIL and without allocating:
+One call runs forward, the loss and its output gradient, backward and the update (SGD,
+momentum, Nesterov, Adam, AdamW) of every layer, without the GIL and without allocating:
 ``Y = X Wᵀ + b`` and the gradients go through ``scipy.linalg.cython_blas`` GEMMs on
 row-major arrays (operands swapped, never copied); activations use the loops of
 ``activations.pyx``; cross-entropy uses the row kernel of ``softmax_ce.pyx``.
@@ -15,6 +15,7 @@ The math is the same as the layer-by-layer path (networks.md §1-4, optimizers.m
 cimport numpy as cnp
 from cython cimport floating
 from libc.stdint cimport int64_t
+from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
@@ -40,8 +41,10 @@ ctypedef struct LayerSlot:
     void* gb
     void* mW         # masks or NULL
     void* mb
-    void* vW         # momentum buffers or NULL (momentum 0)
+    void* vW         # momentum buffers / Adam first moments, or NULL
     void* vb
+    void* sW         # Adam second moments, or NULL
+    void* sb
     void* S          # (B, dout) pre-activations
     void* A          # (B, dout) outputs (== S for identity)
     void* D          # (B, dout) deltas
@@ -152,9 +155,38 @@ cdef void _sgd(floating* w, floating* g, floating* mask, floating* v, Py_ssize_t
             w[i] = w[i] * mask[i]
 
 
+cdef void _adam(floating* w, floating* g, floating* mask, floating* m, floating* v,
+                Py_ssize_t n, double lr, double b1, double b2, double eps, double c1,
+                double c2, double wd, double dwd) noexcept nogil:
+    """optimizers.md §9 (Adam, bias-corrected by c1 = 1 − β₁ᵗ, c2 = 1 − β₂ᵗ; ε outside
+    the root) with coupled (wd) and decoupled (dwd, AdamW) weight decay."""
+    cdef Py_ssize_t i
+    cdef double gi, mi, vi
+    for i in range(n):
+        gi = g[i]
+        if mask != NULL:
+            gi = gi * mask[i]
+        if wd != 0.0:
+            gi = gi + wd * w[i]
+        if dwd != 0.0:
+            w[i] = <floating>(w[i] - lr * dwd * w[i])
+        mi = b1 * m[i] + (1.0 - b1) * gi
+        vi = b2 * v[i] + (1.0 - b2) * (gi * gi)
+        m[i] = <floating>mi
+        v[i] = <floating>vi
+        w[i] = <floating>(w[i] - (lr / c1) * (<double>m[i] / (sqrt(<double>v[i] / c2) + eps)))
+        if mask != NULL:
+            w[i] = w[i] * mask[i]
+
+
+ctypedef struct Rule:
+    int kind            # 0 sgd, 1 adam
+    double lr, mu, tau, wd, dwd, b1, b2, eps, c1, c2
+    bint nesterov
+
+
 cdef double _step(LayerSlot* layers, int n_layers, floating* X, floating* Y, int64_t* labels,
-                  int B, int loss, double lr, double mu, double tau, bint nesterov,
-                  double wd) noexcept nogil:
+                  int B, int loss, Rule* rule) noexcept nogil:
     cdef int l
     cdef floating* inp
     cdef double value
@@ -169,12 +201,22 @@ cdef double _step(LayerSlot* layers, int n_layers, floating* X, floating* Y, int
     for l in range(n_layers):
         L = &layers[l]
         if L.train_W:
-            _sgd(<floating*>L.W, <floating*>L.gW, <floating*>L.mW, <floating*>L.vW,
-                 <Py_ssize_t>L.din * L.dout, lr, mu, tau, nesterov, wd if L.decay_W else 0.0)
+            _update(rule, <floating*>L.W, <floating*>L.gW, <floating*>L.mW, <floating*>L.vW,
+                    <floating*>L.sW, <Py_ssize_t>L.din * L.dout, L.decay_W)
         if L.b != NULL and L.train_b:
-            _sgd(<floating*>L.b, <floating*>L.gb, <floating*>L.mb, <floating*>L.vb, L.dout,
-                 lr, mu, tau, nesterov, wd if L.decay_b else 0.0)
+            _update(rule, <floating*>L.b, <floating*>L.gb, <floating*>L.mb, <floating*>L.vb,
+                    <floating*>L.sb, L.dout, L.decay_b)
     return value
+
+
+cdef inline void _update(Rule* r, floating* w, floating* g, floating* mask, floating* v,
+                         floating* s, Py_ssize_t n, bint decay) noexcept nogil:
+    cdef double wd = r.wd if decay else 0.0
+    cdef double dwd = r.dwd if decay else 0.0
+    if r.kind == 0:
+        _sgd(w, g, mask, v, n, r.lr, r.mu, r.tau, r.nesterov, wd)
+    else:
+        _adam(w, g, mask, v, s, n, r.lr, r.b1, r.b2, r.eps, r.c1, r.c2, wd, dwd)
 
 
 cdef inline void* _ptr(object arr):
@@ -191,8 +233,7 @@ cdef class DenseTrainStep:
 
     cdef LayerSlot* layers
     cdef int n_layers, batch, loss, is_double
-    cdef double lr, mu, tau, wd
-    cdef bint nesterov
+    cdef Rule rule
     cdef object keep
 
     def __cinit__(self, list spec, int batch, int loss, bint is_double):
@@ -212,6 +253,7 @@ cdef class DenseTrainStep:
             L.gW, L.gb = _ptr(s["gW"]), _ptr(s["gb"])
             L.mW, L.mb = _ptr(s["mW"]), _ptr(s["mb"])
             L.vW, L.vb = _ptr(s["vW"]), _ptr(s["vb"])
+            L.sW, L.sb = _ptr(s["sW"]), _ptr(s["sb"])
             L.S, L.A, L.D, L.dX = _ptr(s["S"]), _ptr(s["A"]), _ptr(s["D"]), _ptr(s["dX"])
             L.din, L.dout, L.act = s["din"], s["dout"], s["act"]
             L.p1, L.p2, L.from_y = s["p1"], s["p2"], s["from_y"]
@@ -221,17 +263,30 @@ cdef class DenseTrainStep:
     def __dealloc__(self):
         free(self.layers)
 
-    def set_hyperparameters(self, double lr, double mu, double tau, bint nesterov,
-                            double wd):
-        self.lr, self.mu, self.tau, self.nesterov, self.wd = lr, mu, tau, nesterov, wd
+    def set_sgd(self, double lr, double mu, double tau, bint nesterov, double wd):
+        """SGD / momentum / Nesterov hyperparameters (optimizers.md §1-3)."""
+        self.rule.kind = 0
+        self.rule.lr, self.rule.mu, self.rule.tau = lr, mu, tau
+        self.rule.nesterov, self.rule.wd, self.rule.dwd = nesterov, wd, 0.0
+
+    def set_adam(self, double lr, double b1, double b2, double eps, double wd, double dwd):
+        """Adam / AdamW hyperparameters (optimizers.md §9-10)."""
+        self.rule.kind = 1
+        self.rule.lr, self.rule.b1, self.rule.b2, self.rule.eps = lr, b1, b2, eps
+        self.rule.wd, self.rule.dwd = wd, dwd
+
+    def set_bias_correction(self, double c1, double c2):
+        self.rule.c1, self.rule.c2 = c1, c2
+
+    def set_moments(self, int i, vW, vb, sW, sb):
+        """Adam's first (v*) and second (s*) moment arrays of layer i."""
+        self.keep[i]["vW"], self.keep[i]["vb"] = vW, vb
+        self.keep[i]["sW"], self.keep[i]["sb"] = sW, sb
+        self.layers[i].vW, self.layers[i].vb = _ptr(vW), _ptr(vb)
+        self.layers[i].sW, self.layers[i].sb = _ptr(sW), _ptr(sb)
 
     def set_loss(self, int loss):
         self.loss = loss
-
-    def set_momentum(self, int i, vW, vb):
-        self.keep[i]["vW"], self.keep[i]["vb"] = vW, vb
-        self.layers[i].vW = _ptr(vW)
-        self.layers[i].vb = _ptr(vb)
 
     def step(self, X, Y, labels):
         """One update on a full batch (arrays validated by the caller); returns the loss."""
@@ -242,10 +297,8 @@ cdef class DenseTrainStep:
         with nogil:
             if self.is_double:
                 value = _step[double](self.layers, self.n_layers, <double*>xp, <double*>yp,
-                                      lp, self.batch, self.loss, self.lr, self.mu, self.tau,
-                                      self.nesterov, self.wd)
+                                      lp, self.batch, self.loss, &self.rule)
             else:
                 value = _step[float](self.layers, self.n_layers, <float*>xp, <float*>yp, lp,
-                                     self.batch, self.loss, self.lr, self.mu, self.tau,
-                                     self.nesterov, self.wd)
+                                     self.batch, self.loss, &self.rule)
         return value
