@@ -282,3 +282,389 @@ def softmax_cross_entropy(z, y):
     loss = -(_as64(y) * q).sum(axis=1)
     grad = np.exp(q) - _as64(y)
     return loss.astype(z.dtype), grad.astype(z.dtype)
+
+
+# ---- pooling ----
+# Twins of the pooling / unpooling / upsampling kernels (convolution.md §5-6, D-20, D-70).
+# Geometry arguments are already normalised: kernel_size (kh, kw), stride (sh, sw),
+# padding ((top, bottom), (left, right)); x is (N, C, H, W). Written with explicit loops
+# over output positions and window offsets (vectorised over N and C only).
+
+def _pool_out(size, k, s, lo, hi):
+    return (size + lo + hi - k) // s + 1
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding):
+    """``(y, switches)``: window maxima and the flat plane index of the first maximum in
+    row-major window order, or of the first NaN (D-20); padding is skipped (−∞)."""
+    x = np.asarray(x)
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), ((pt, pb), (pl, pr)) = kernel_size, stride, padding
+    ho, wo = _pool_out(h, kh, sh, pt, pb), _pool_out(w, kw, sw, pl, pr)
+    y = np.empty((n, c, ho, wo), dtype=x.dtype)
+    sw_ = np.empty((n, c, ho, wo), dtype=np.int64)
+    for i in range(ho):
+        for j in range(wo):
+            best = np.zeros((n, c), dtype=x.dtype)
+            arg = np.full((n, c), -1, dtype=np.int64)
+            for p in range(kh):
+                for q in range(kw):
+                    a, b = i * sh - pt + p, j * sw - pl + q
+                    if not (0 <= a < h and 0 <= b < w):
+                        continue
+                    v = x[:, :, a, b]
+                    have = arg >= 0
+                    take = ~have | (v > best) | (np.isnan(v) & ~np.isnan(best))
+                    take &= ~(have & np.isnan(best))
+                    best = np.where(take, v, best)
+                    arg = np.where(take, a * w + b, arg)
+            y[:, :, i, j] = best
+            sw_[:, :, i, j] = arg
+    return y, sw_
+
+
+def max_pool2d_backward(dy, switches, input_shape):
+    """``dX`` of ``input_shape`` (N, C, H, W): zero, then ``dX.flat_plane[switch] += dY``
+    for each output position in row-major order, in dY's dtype."""
+    dy = np.asarray(dy)
+    n, c, h, w = input_shape
+    dx = np.zeros((n * c, h * w), dtype=dy.dtype)
+    planes = np.arange(n * c)
+    g = dy.reshape(n * c, -1)
+    s = np.asarray(switches).reshape(n * c, -1)
+    for k in range(g.shape[1]):
+        dx[planes, s[:, k]] += g[:, k]
+    return dx.reshape(n, c, h, w)
+
+
+def _avg_divisors(h, w, ho, wo, kernel_size, stride, padding, count_include_pad):
+    (kh, kw), (sh, sw), ((pt, _), (pl, _)) = kernel_size, stride, padding
+    if count_include_pad:
+        return np.full((ho, wo), float(kh * kw))
+    rows = [min(i * sh - pt + kh, h) - max(i * sh - pt, 0) for i in range(ho)]
+    cols = [min(j * sw - pl + kw, w) - max(j * sw - pl, 0) for j in range(wo)]
+    return np.outer(rows, cols).astype(np.float64)
+
+
+def avg_pool2d_forward(x, kernel_size, stride, padding, count_include_pad=True):
+    """``Y = (1/m) Σ_window x_pad``; m = kh·kw or the in-bounds count (float64, rounded
+    once)."""
+    x = np.asarray(x)
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), ((pt, pb), (pl, pr)) = kernel_size, stride, padding
+    ho, wo = _pool_out(h, kh, sh, pt, pb), _pool_out(w, kw, sw, pl, pr)
+    m = _avg_divisors(h, w, ho, wo, kernel_size, stride, padding, count_include_pad)
+    x64 = x.astype(np.float64)
+    y = np.zeros((n, c, ho, wo))
+    for i in range(ho):
+        for j in range(wo):
+            for p in range(kh):
+                for q in range(kw):
+                    a, b = i * sh - pt + p, j * sw - pl + q
+                    if 0 <= a < h and 0 <= b < w:
+                        y[:, :, i, j] += x64[:, :, a, b]
+    return (y / m).astype(x.dtype)
+
+
+def avg_pool2d_backward(dy, input_shape, kernel_size, stride, padding,
+                        count_include_pad=True):
+    """Every in-bounds element of window (i, j) receives ``dY[i, j]/m`` (accumulated in
+    row-major output order, float64, rounded once)."""
+    dy = np.asarray(dy)
+    n, c, h, w = input_shape
+    ho, wo = dy.shape[2:]
+    (kh, kw), (sh, sw), ((pt, _), (pl, _)) = kernel_size, stride, padding
+    m = _avg_divisors(h, w, ho, wo, kernel_size, stride, padding, count_include_pad)
+    g = dy.astype(np.float64) / m
+    dx = np.zeros((n, c, h, w))
+    for i in range(ho):
+        for j in range(wo):
+            for p in range(kh):
+                for q in range(kw):
+                    a, b = i * sh - pt + p, j * sw - pl + q
+                    if 0 <= a < h and 0 <= b < w:
+                        dx[:, :, a, b] += g[:, :, i, j]
+    return dx.astype(dy.dtype)
+
+
+def max_unpool2d_forward(x, switches, output_size):
+    """``Y`` (N, C, H_out, W_out) zero except ``Y.flat_plane[switch] = X`` (the last entry
+    in row-major order wins)."""
+    x = np.asarray(x)
+    n, c = x.shape[:2]
+    ho, wo = output_size
+    y = np.zeros((n * c, ho * wo), dtype=x.dtype)
+    planes = np.arange(n * c)
+    s = np.asarray(switches).reshape(n * c, -1)
+    v = x.reshape(n * c, -1)
+    for k in range(s.shape[1]):
+        y[planes, s[:, k]] = v[:, k]
+    return y.reshape(n, c, ho, wo)
+
+
+def max_unpool2d_backward(dy, switches):
+    """``dX[n, c, i, j] = dY.flat_plane[switch[n, c, i, j]]`` for the last entry (row-major)
+    of each repeated switch, 0 for the entries the forward pass overwrote."""
+    dy = np.asarray(dy)
+    s = np.asarray(switches)
+    n, c = s.shape[:2]
+    flat, sw = dy.reshape(n * c, -1), s.reshape(n * c, -1)
+    dx = np.take_along_axis(flat, sw, axis=1)
+    for p in range(n * c):
+        last = {}
+        for k, v in enumerate(sw[p]):
+            last[v] = k
+        keep = np.zeros(sw.shape[1], bool)
+        keep[list(last.values())] = True
+        dx[p, ~keep] = 0
+    return dx.reshape(s.shape)
+
+
+def _scale(scale_factor, mode):
+    sh, sw = (scale_factor, scale_factor) if np.isscalar(scale_factor) else scale_factor
+    return int(sh), int(sw), (1.0 / (sh * sw) if mode == "avg_transpose" else 1.0)
+
+
+def upsample_nearest2d_forward(x, scale_factor=2, mode="copy"):
+    """``Y[n, c, i, j] = X[n, c, ⌊i/sh⌋, ⌊j/sw⌋]`` (Kronecker product with a block of
+    ones), times ``1/(sh·sw)`` for ``mode="avg_transpose"``."""
+    x = np.asarray(x)
+    sh, sw, scale = _scale(scale_factor, mode)
+    y = np.kron(x.astype(np.float64), np.ones((sh, sw)))
+    return (y * scale if scale != 1.0 else y).astype(x.dtype)
+
+
+def upsample_nearest2d_backward(dy, scale_factor=2, mode="copy"):
+    """Block sums of dY over each ``sh×sw`` block (sum pooling), times the scale."""
+    dy = np.asarray(dy)
+    sh, sw, scale = _scale(scale_factor, mode)
+    n, c, ho, wo = dy.shape
+    s = dy.astype(np.float64).reshape(n, c, ho // sh, sh, wo // sw, sw).sum(axis=(3, 5))
+    return (s * scale).astype(dy.dtype)
+
+
+# ---- convolution ----
+# NumPy twins of the convolution kernels (convolution.md §1-4), straight from the spec's
+# index formulas: one einsum per kernel tap (p, q) over strided slices of the padded
+# input; float64 arithmetic, rounded once to the input dtype. Geometry arguments are
+# already normalised: stride (sh, sw), padding ((top, bottom), (left, right)), dilation
+# (dh, dw), groups G. 1-D twins add a leading spatial axis of size 1.
+
+
+def _conv_size(n, k, s, lo, hi, d):
+    return (n + lo + hi - d * (k - 1) - 1) // s + 1
+
+
+def _tap(a, p, q, out_hw, stride, dilation):
+    """Strided window a[..., i·sh + p·dh, j·sw + q·dw] for all output (i, j)."""
+    (sh, sw), (dh, dw), (ho, wo) = stride, dilation, out_hw
+    return a[..., p * dh: p * dh + (ho - 1) * sh + 1: sh, q * dw: q * dw + (wo - 1) * sw + 1: sw]
+
+
+def _padded_zeros(n, c, hw, out_hw, k, stride, padding, dilation):
+    """Zero array large enough for the padded input and every window index."""
+    size = [max(hw[i] + padding[i][0] + padding[i][1],
+                (out_hw[i] - 1) * stride[i] + (k[i] - 1) * dilation[i] + 1) for i in range(2)]
+    return np.zeros((n, c, size[0], size[1]))
+
+
+def conv2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1),
+                   groups=1):
+    """``Y[n,o,i,j] = b[o] + Σ_{c,p,q} W[o,c,p,q]·x_pad[n,c,iS_h+pd_h, jS_w+qd_w]`` (§3.2),
+    input channels of output o restricted to its group."""
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = w.shape
+    out_hw = tuple(_conv_size((h, wd)[i], (kh, kw)[i], stride[i], *padding[i], dilation[i])
+                   for i in range(2))
+    xp = _padded_zeros(n, c, (h, wd), out_hw, (kh, kw), stride, padding, dilation)
+    xp[:, :, padding[0][0]:padding[0][0] + h, padding[1][0]:padding[1][0] + wd] = x
+    w64 = w.astype(np.float64)
+    y = np.zeros((n, o) + out_hw)
+    og = o // groups
+    for g in range(groups):
+        xs, ys = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+        for p in range(kh):
+            for q in range(kw):
+                y[:, ys] += np.einsum("nchw,oc->nohw",
+                                      _tap(xp[:, xs], p, q, out_hw, stride, dilation),
+                                      w64[ys, :, p, q])
+    if b is not None:
+        y += b.astype(np.float64)[None, :, None, None]
+    return y.astype(x.dtype)
+
+
+def conv2d_input_grad(dy, w, input_size, stride=(1, 1), padding=((0, 0), (0, 0)),
+                      dilation=(1, 1), groups=1):
+    """§3.3: ``dx_pad[n,c,iS+pd, jS+qd] += dY[n,o,i,j]·W[o,c,p,q]``, then the padding is
+    removed (D-18)."""
+    n, o, ho, wo = dy.shape
+    _, cg, kh, kw = w.shape
+    h, wd = input_size
+    c = cg * groups
+    dxp = _padded_zeros(n, c, (h, wd), (ho, wo), (kh, kw), stride, padding, dilation)
+    dy64, w64 = dy.astype(np.float64), w.astype(np.float64)
+    og = o // groups
+    for g in range(groups):
+        xs, ys = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+        for p in range(kh):
+            for q in range(kw):
+                _tap(dxp[:, xs], p, q, (ho, wo), stride, dilation)[...] += np.einsum(
+                    "nohw,oc->nchw", dy64[:, ys], w64[ys, :, p, q])
+    dx = dxp[:, :, padding[0][0]:padding[0][0] + h, padding[1][0]:padding[1][0] + wd]
+    return dx.astype(dy.dtype)
+
+
+def conv2d_weight_grad(x, dy, kernel_size, stride=(1, 1), padding=((0, 0), (0, 0)),
+                       dilation=(1, 1), groups=1):
+    """§3.3: ``dW[o,c,p,q] = Σ_{n,i,j} dY[n,o,i,j]·x_pad[n,c,iS+pd, jS+qd]``."""
+    n, c, h, wd = x.shape
+    _, o, ho, wo = dy.shape
+    kh, kw = kernel_size
+    cg, og = c // groups, o // groups
+    xp = _padded_zeros(n, c, (h, wd), (ho, wo), (kh, kw), stride, padding, dilation)
+    xp[:, :, padding[0][0]:padding[0][0] + h, padding[1][0]:padding[1][0] + wd] = x
+    dy64 = dy.astype(np.float64)
+    dw = np.zeros((o, cg, kh, kw))
+    for g in range(groups):
+        xs, ys = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+        for p in range(kh):
+            for q in range(kw):
+                dw[ys, :, p, q] = np.einsum("nohw,nchw->oc", dy64[:, ys],
+                                            _tap(xp[:, xs], p, q, (ho, wo), stride, dilation))
+    return dw.astype(x.dtype)
+
+
+def conv_bias_grad(dy):
+    """``db[o] = Σ_{n, spatial} dY[n, o, ...]``."""
+    axes = (0,) + tuple(range(2, dy.ndim))
+    return dy.astype(np.float64).sum(axis=axes).astype(dy.dtype)
+
+
+def _convt_full(x_hw, k, stride, dilation, padding, out_hw):
+    return tuple(max((x_hw[i] - 1) * stride[i] + dilation[i] * (k[i] - 1) + 1,
+                     padding[i][0] + out_hw[i]) for i in range(2))
+
+
+def conv_transpose2d_forward(x, w, b=None, stride=(1, 1), padding=((0, 0), (0, 0)),
+                             output_padding=(0, 0), dilation=(1, 1), groups=1):
+    """§4: ``Y_full[n,o,iS+pd,jS+qd] += X[n,c,i,j]·W[c,o,p,q]``, crop rows
+    ``P_lo … P_lo+H_out−1`` (columns likewise), add ``b[o]``; W ``(C_in, C_out/G, kh, kw)``."""
+    n, c, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    out_hw = tuple((x.shape[2 + i] - 1) * stride[i] - padding[i][0] - padding[i][1]
+                   + dilation[i] * ((kh, kw)[i] - 1) + output_padding[i] + 1 for i in range(2))
+    full = np.zeros((n, og * groups) + _convt_full((h, wd), (kh, kw), stride, dilation,
+                                                   padding, out_hw))
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    cg = c // groups
+    for g in range(groups):
+        xs, ys = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+        for p in range(kh):
+            for q in range(kw):
+                _tap(full[:, ys], p, q, (h, wd), stride, dilation)[...] += np.einsum(
+                    "nchw,co->nohw", x64[:, xs], w64[xs, :, p, q])
+    y = full[:, :, padding[0][0]:padding[0][0] + out_hw[0],
+             padding[1][0]:padding[1][0] + out_hw[1]].copy()
+    if b is not None:
+        y += b.astype(np.float64)[None, :, None, None]
+    return y.astype(x.dtype)
+
+
+def conv_transpose2d_backward(x, dy, w, stride=(1, 1), padding=((0, 0), (0, 0)),
+                              dilation=(1, 1), groups=1):
+    """§4: with dY_ext = dY placed at (P_lo, P_left) in zeros,
+    ``dX[n,c,i,j] = Σ W[c,o,p,q]·dY_ext[n,o,iS+pd,jS+qd]``,
+    ``dW[c,o,p,q] = Σ X[n,c,i,j]·dY_ext[...]``, ``db[o] = Σ dY``. Returns (dx, dw, db)."""
+    n, c, h, wd = x.shape
+    _, og, kh, kw = w.shape
+    out_hw = dy.shape[2:]
+    ext = np.zeros((n, og * groups) + _convt_full((h, wd), (kh, kw), stride, dilation,
+                                                  padding, out_hw))
+    ext[:, :, padding[0][0]:padding[0][0] + out_hw[0],
+        padding[1][0]:padding[1][0] + out_hw[1]] = dy
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    dx, dw = np.zeros(x.shape), np.zeros(w.shape)
+    cg = c // groups
+    for g in range(groups):
+        xs, ys = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+        for p in range(kh):
+            for q in range(kw):
+                t = _tap(ext[:, ys], p, q, (h, wd), stride, dilation)
+                dx[:, xs] += np.einsum("nohw,co->nchw", t, w64[xs, :, p, q])
+                dw[xs, :, p, q] = np.einsum("nchw,nohw->co", x64[:, xs], t)
+    return dx.astype(x.dtype), dw.astype(x.dtype), conv_bias_grad(dy)
+
+
+def convolve_true(x, h, mode="valid"):
+    """True 2-D convolution ``y[u,v] = Σ_{p,q} h[p,q]·x[u−p, v−q]`` (§1, no flip of the
+    formula: the "full" output, then the "valid"/"same" part as scipy.signal.convolve2d)."""
+    (hh, ww), (kh, kw) = x.shape, h.shape
+    full = np.zeros((hh + kh - 1, ww + kw - 1))
+    x64, h64 = x.astype(np.float64), h.astype(np.float64)
+    for p in range(kh):
+        for q in range(kw):
+            full[p:p + hh, q:q + ww] += h64[p, q] * x64
+    if mode == "full":
+        out = full
+    elif mode == "valid":
+        out = full[kh - 1:hh, kw - 1:ww]
+    else:
+        out = full[(kh - 1) // 2:(kh - 1) // 2 + hh, (kw - 1) // 2:(kw - 1) // 2 + ww]
+    return out.astype(x.dtype)
+# ---- end convolution ----
+
+
+# ---- cascade ----
+CASCADE_UNITS = {  # name -> (f(x), f′(x)) in float64, as corenet/_kernels/cascade.pyx
+    "identity": (lambda x: x, lambda x: np.ones_like(x)),
+    "sigmoid": (lambda x: 0.5 + 0.5 * np.tanh(0.5 * x),
+                lambda x: np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))) ** 2),
+    "sigmoid_symmetric": (lambda x: 0.5 * np.tanh(0.5 * x),
+                          lambda x: np.exp(-np.abs(x)) / (1.0 + np.exp(-np.abs(x))) ** 2),
+    "tanh": (np.tanh, lambda x: 4.0 * np.exp(-2.0 * np.abs(x))
+             / (1.0 + np.exp(-2.0 * np.abs(x))) ** 2),
+    "gaussian": (lambda x: np.exp(-0.5 * x * x), lambda x: -x * np.exp(-0.5 * x * x)),
+    "sin": (np.sin, np.cos),
+    "cos": (np.cos, lambda x: -np.sin(x)),
+    "arctan": (np.arctan, lambda x: 1.0 / (1.0 + x * x)),
+    "softsign": (lambda x: x / (1.0 + np.abs(x)), lambda x: 1.0 / (1.0 + np.abs(x)) ** 2),
+}
+
+
+def cascade_pool_values(S, names, beta):
+    """NumPy twin of ``kernels.cascade_pool_values``: column j of ``S`` (N, P) uses unit
+    type ``names[j]`` and steepness ``beta[j]``; returns ``(f(βs), β f′(βs))`` in S's
+    dtype (evaluated in float64)."""
+    S64 = np.asarray(S, dtype=np.float64)
+    V, dV = np.empty_like(S64), np.empty_like(S64)
+    for j, (name, b) in enumerate(zip(names, beta)):
+        f, df = CASCADE_UNITS[name]
+        x = b * S64[:, j]
+        V[:, j], dV[:, j] = f(x), b * df(x)
+    return V.astype(S.dtype), dV.astype(S.dtype)
+
+
+def cascade_quickprop(w, g, d, p, lr, mu, decay=0.0):
+    """NumPy twin of ``kernels.cascade_quickprop`` (optimizers.md §10.1, vectorised with
+    masks, evaluated in float64 and rounded once to the arrays' dtype like the kernel);
+    updates w, d, p in place and returns the step."""
+    w64, d64, p64 = (np.asarray(a, dtype=np.float64) for a in (w, d, p))
+    s = np.asarray(g, dtype=np.float64) + decay * w64
+    shrink = mu / (1.0 + mu)
+    step = -lr * s
+    down, up = d64 < 0.0, d64 > 0.0
+    step[(down & (s <= 0.0)) | (up & (s >= 0.0))] = 0.0
+    limit = shrink * p64
+    maximal = (down & (s >= limit)) | (up & (s <= limit))
+    rest = (down | up) & ~maximal
+    step[maximal] += mu * d64[maximal]
+    denom = p64 - s
+    sec = rest & (denom != 0.0)
+    step[sec] += d64[sec] * s[sec] / denom[sec]
+    deg = rest & (denom == 0.0)
+    step[deg] = -lr * s[deg]
+    w[...] = w64 + step
+    d[...] = step
+    p[...] = s
+    return step
+# ---- end cascade ----

@@ -962,3 +962,62 @@ LOSSES = [MSE, SSE, MAE, Huber, HuberNorm, BCE, BCEWithLogits, CrossEntropy, NLL
 def corenet_register_losses():
     """The built-in losses (spec README §9)."""
     return list(LOSSES)
+
+
+# --------------------------------------------------------------------------- pair losses
+class Contrastive(_Elementwise):
+    """``contrastive(margin=1)`` (Hadsell, Chopra & LeCun 2006) on pair distances
+    ``d ≥ 0`` (e.g. the output of ``layer:pair_distance``) with targets ``y ∈ {0, 1}``,
+    **1 = similar pair** (the convention of PyTorch's embedding losses, where the
+    positive label marks similar pairs; Hadsell et al. write Y = 0 for similar)::
+
+        e = y d²/2 + (1 − y) max(0, m − d)²/2
+        ∂e/∂d = y d − (1 − y) max(0, m − d)
+        ∂²e/∂d² = y + (1 − y) 1[d < m]
+
+    Similar pairs are pulled together; dissimilar pairs are pushed apart until they are
+    at least the margin ``m`` away. Predictions ``(N,)`` or ``(N, K)`` (K distances per
+    sample are averaged, README §6). Negative distances raise ``ValueError``.
+    """
+
+    name = "contrastive"
+
+    def __init__(self, margin: float = 1.0, reduction: str = "mean"):
+        super().__init__(reduction)
+        self.margin = check_positive(margin, "loss 'contrastive'", "margin")
+
+    def prepare_targets(self, y_pred, y):
+        y = super().prepare_targets(y_pred, y)
+        bad = (y != 0) & (y != 1)
+        if bad.any():
+            raise ValueError(f"loss 'contrastive': targets must be 0 (dissimilar) or 1 "
+                             f"(similar), got value {y[bad].flat[0].item()!r}")
+        return y
+
+    def elements(self, d, y):
+        if (d < 0).any():
+            raise ValueError(f"loss 'contrastive': predictions are distances and must be "
+                             f">= 0, got {d[d < 0].flat[0].item()!r}")
+        h = np.maximum(self.margin - d, 0)
+        return 0.5 * (y * d * d + (1 - y) * h * h), y * d - (1 - y) * h
+
+    def element_hess(self, d, y):
+        return y + (1 - y) * (d < self.margin)
+
+    def get_config(self):
+        return {"margin": self.margin, **super().get_config()}
+
+    @classmethod
+    def examples(cls):
+        """Example cases for the contract tests (:mod:`corenet.testing`)."""
+        def distances(rng, shape):
+            return rng.uniform(0.0, 2.0, shape)
+        return [{"config": {}, "y_pred_shape": (6, 1), "y_pred": distances,
+                 "targets": "binary"},
+                {"config": {"margin": 2.0, "reduction": "sum"}, "y_pred_shape": (5,),
+                 "y_pred": distances, "targets": "binary"},
+                {"config": {"margin": 0.5}, "y_pred_shape": (4, 3), "y_pred": distances,
+                 "targets": "binary"}]
+
+
+LOSSES.append(Contrastive)

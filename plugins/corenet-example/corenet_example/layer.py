@@ -21,6 +21,17 @@ class ScaleShift(corenet.Layer):
         ∂L/∂β_c = Σ dy[n, c, ...]
         ∂L/∂x   = dy · γ_c
 
+    Second order (networks.md §7.2, §7.5), for ``corenet.curvature`` and OBD pruning:
+    with tangents ``(γ̇, β̇)`` and the input's R-value ``ẋ``::
+
+        R{y}       = ẋ · γ_c + x · γ̇_c + β̇_c
+        R{∂L/∂x}   = R{dy} · γ_c + dy · γ̇_c
+        R{∂L/∂γ_c} = Σ (R{dy} · x + dy · ẋ),   R{∂L/∂β_c} = Σ R{dy}
+
+    and the Gauss-Newton diagonal pass maps the output diagonal ``h`` to
+    ``diag_γ += Σ h x²``, ``diag_β += Σ h`` and ``h_x = h γ²``. A plugin layer may leave
+    these out: curvature then falls back to finite differences.
+
     Parameters
     ----------
     gamma_init, beta_init : float
@@ -38,6 +49,13 @@ class ScaleShift(corenet.Layer):
         self.gamma_init = float(gamma_init)
         self.beta_init = float(beta_init)
         self._x = None
+        self._x_dot = None
+
+    @classmethod
+    def examples(cls) -> list:
+        """Cases run by the contract kit (``corenet.testing.check_component``)."""
+        return [{"config": {}, "input_shape": (5,)},
+                {"config": {"gamma_init": 0.5, "beta_init": -1.0}, "input_shape": (3, 4, 4)}]
 
     def _build(self, input_shape, rng) -> None:
         if len(input_shape) < 1:
@@ -70,6 +88,33 @@ class ScaleShift(corenet.Layer):
         if self.beta.trainable:
             self.beta.grad += dy.sum(axis=axes)
         return dy * self._per_feature(self.gamma.data, dy.ndim)
+
+    # ------------------------------------------------------------------ second order
+    def _rop_forward(self, x_dot, tangents):
+        gamma_dot, beta_dot = tangents
+        x = self._x
+        self._x_dot = x_dot
+        y_dot = x * self._per_feature(gamma_dot, x.ndim) + self._per_feature(beta_dot, x.ndim)
+        if x_dot is not None:
+            y_dot += x_dot * self._per_feature(self.gamma.data, x.ndim)
+        return y_dot
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        x, x_dot = self._x, self._x_dot
+        axes = (0,) + tuple(range(2, dy.ndim))
+        r_gamma = dy_dot * x if x_dot is None else dy_dot * x + dy * x_dot
+        rgrads[0] += r_gamma.sum(axis=axes)
+        rgrads[1] += dy_dot.sum(axis=axes)
+        gamma = self._per_feature(self.gamma.data, dy.ndim)
+        dx_dot = dy_dot * gamma + dy * self._per_feature(tangents[0], dy.ndim)
+        return dy * gamma, dx_dot
+
+    def _diag_gn_backward(self, h, diag):
+        x = self._x
+        axes = (0,) + tuple(range(2, h.ndim))
+        diag[0] += (h * x * x).sum(axis=axes)
+        diag[1] += h.sum(axis=axes)
+        return h * self._per_feature(self.gamma.data ** 2, h.ndim)
 
     def get_config(self) -> dict:
         return {"gamma_init": self.gamma_init, "beta_init": self.beta_init,

@@ -27,6 +27,13 @@ class LogCosh(corenet.Loss):
 
     name = "log_cosh"
 
+    @classmethod
+    def examples(cls) -> list:
+        """Cases run by the contract kit (``corenet.testing.check_component``)."""
+        return [{"config": {}, "y_pred_shape": (4, 3), "targets": "real"},
+                {"config": {"reduction": "sum"}, "y_pred_shape": (6,), "targets": "real"},
+                {"config": {}, "y_pred_shape": (2, 2, 3, 3), "targets": "real"}]
+
     @staticmethod
     def _log_cosh(r: np.ndarray) -> np.ndarray:
         a = np.abs(r)

@@ -28,6 +28,11 @@ class SignSGD(corenet.Optimizer):
     name = "sign_sgd"
     defaults = {"lr": 0.01, "momentum": 0.0}
 
+    @classmethod
+    def examples(cls) -> list:
+        """Constructor arguments run by the contract kit (``corenet.testing``)."""
+        return [{}, {"lr": 0.005, "momentum": 0.9}]
+
     def check_hyperparameters(self, group: dict) -> None:
         super().check_hyperparameters(group)
         check_range(group["momentum"], f"optimizer {self.name!r}", "momentum", 0.0, 1.0,

@@ -62,6 +62,17 @@ def test_blocked_by_distribution_name(monkeypatch):
     assert "scale_shift" not in corenet.registry.names("layer")
 
 
+# ------------------------------------------------------------------------------ contract kit
+@pytest.mark.parametrize("category, name", [
+    ("layer", "scale_shift"), ("loss", "log_cosh"), ("optimizer", "sign_sgd")])
+def test_contract(category, name):
+    """corenet.testing runs the standard contract on every ``examples()`` case."""
+    import corenet.testing as ct
+
+    reports = ct.check_registered(category, name)
+    assert len(reports) == len(corenet.registry.get(category, name).examples())
+
+
 # ------------------------------------------------------------------------------ scale_shift
 @pytest.mark.parametrize("shape", [(5, 3), (4, 3, 2, 2), (3, 2, 5)])
 def test_scale_shift_forward_matches_per_channel_loop(shape):
@@ -246,3 +257,47 @@ def test_epoch_counter_stops_training_and_trains_the_plugin_model():
     assert losses[-1] < 0.5 * losses[0]
     with pytest.raises(HyperparameterError, match="epoch_counter"):
         EpochCounter(stop_after=0)
+
+
+# ------------------------------------------------------------------------------ second order
+def curvature_model(shape):
+    rng = np.random.default_rng(6)
+    layers = [ScaleShift(), corenet.registry.get("layer", "flatten")(),
+              corenet.registry.get("layer", "dense")(out_features=3, activation="tanh"),
+              corenet.registry.get("layer", "dense")(out_features=2)]
+    model = corenet.Sequential(layers, random_state=0)
+    model.build(shape[1:])
+    layers[0].gamma.data[:] = rng.normal(size=shape[1])
+    layers[0].beta.data[:] = rng.normal(size=shape[1])
+    return model, rng.normal(size=shape), rng.normal(size=(shape[0], 2))
+
+
+@pytest.mark.parametrize("shape", [(4, 3), (3, 2, 2, 2)])
+def test_scale_shift_hessian_vector_products(shape):
+    from corenet import curvature
+
+    model, X, y = curvature_model(shape)
+    v = np.random.default_rng(7).normal(size=model.n_parameters())
+    exact = curvature.hvp(model, "log_cosh", X, y, v)
+    fd = curvature.hvp(model, "log_cosh", X, y, v, method="finite_difference")
+    np.testing.assert_allclose(exact, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (4, 2, 3, 2)])
+def test_scale_shift_gauss_newton_diagonal(shape):
+    """Two stacked scale_shift layers under log_cosh (diagonal output Hessian): each
+    parameter reaches only its own channel, so the diagonal pass is exact and must equal
+    the diagonal of the Gauss-Newton matrix built from R-forward products."""
+    from corenet import curvature
+
+    rng = np.random.default_rng(8)
+    model = corenet.Sequential([ScaleShift(), ScaleShift()], random_state=0)
+    model.build(shape[1:])
+    for p in model.parameters():
+        p.data[:] = rng.normal(size=p.shape)
+    X, y = rng.normal(size=shape), rng.normal(size=shape)
+    n = model.n_parameters()
+    gn = np.array([curvature.gauss_newton_vector(model, "log_cosh", X, y, e)
+                   for e in np.eye(n)])
+    diag = curvature.hessian_diag(model, "log_cosh", X, y, method="gauss_newton_diag")
+    np.testing.assert_allclose(diag, gn.diagonal(), rtol=1e-10, atol=1e-14)
