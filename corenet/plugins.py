@@ -82,7 +82,11 @@ def register(plugin, name: str | None = None, distribution: str = "(runtime)") -
     """
     pm = get_plugin_manager()
     plugin_name = pm.register(plugin, name=name)
-    pm.check_pending()
+    try:
+        pm.check_pending()  # a misspelt hook name is an error, not silence
+    except Exception:
+        pm.unregister(plugin)
+        raise
     _origins[plugin_name] = (distribution, "")
     from . import registry
     registry.invalidate()

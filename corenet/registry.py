@@ -7,6 +7,7 @@ and the close matches; a name registered twice raises naming both providers.
 from __future__ import annotations
 
 import difflib
+import warnings
 from dataclasses import dataclass
 
 from .errors import PluginError
@@ -64,8 +65,14 @@ def _build() -> dict[str, dict[str, Entry]]:
     for category, hook_name in CATEGORIES.items():
         hook = getattr(pm.hook, hook_name)
         for impl in hook.get_hookimpls():
-            classes = impl.function() or []
             dist, version = origin(impl.plugin_name)
+            try:
+                classes = list(impl.function() or [])
+            except Exception as exc:  # one broken plugin must not stop the others
+                warnings.warn(f"corenet: plugin {impl.plugin_name!r} (distribution {dist} "
+                              f"{version}) raised in {hook_name} and was skipped: {exc!r}",
+                              RuntimeWarning, stacklevel=3)
+                continue
             for cls in classes:
                 name = getattr(cls, "name", None)
                 if not isinstance(name, str) or not name:

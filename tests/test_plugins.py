@@ -10,6 +10,8 @@ import warnings
 import pluggy
 import pytest
 
+import corenet
+
 from corenet import plugins, registry
 from corenet.errors import PluginError
 from corenet.plugins import hookimpl
@@ -258,3 +260,31 @@ def test_every_registration_hook_has_a_category():
     pm = plugins.get_plugin_manager()
     register_hooks = {name for name in dir(pm.hook) if name.startswith("corenet_register_")}
     assert register_hooks == set(registry.CATEGORIES.values())
+
+
+def test_registration_hook_that_raises_warns_and_others_still_load():
+    class Broken:
+        @corenet.hookimpl
+        def corenet_register_losses(self):
+            raise RuntimeError("boom")
+
+    broken = Broken()
+    corenet.plugins.register(broken, name="broken_losses")
+    try:
+        with pytest.warns(RuntimeWarning, match="broken_losses.*boom"):
+            names = corenet.registry.names("loss")
+        assert "mse" in names
+    finally:
+        corenet.plugins.unregister(broken)
+
+
+def test_misspelt_hook_is_an_error_and_leaves_nothing_registered():
+    class Misspelt:
+        @corenet.hookimpl
+        def corenet_register_layerz(self):
+            return []
+
+    obj = Misspelt()
+    with pytest.raises(Exception, match="corenet_register_layerz"):
+        corenet.plugins.register(obj, name="misspelt")
+    assert not corenet.plugins.get_plugin_manager().is_registered(obj)
