@@ -211,15 +211,28 @@ def worker(impl_name, threads):
 
 
 # ============================================================================ driver
+def avx512_cpu():
+    """True when the CPU has the AVX-512 subsets OpenBLAS's SkylakeX kernels use."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((ln.split(":", 1)[1].split() for ln in fh
+                          if ln.startswith("flags")), [])
+    except OSError:
+        return False
+    return {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags)
+
+
 class Worker:
-    def __init__(self, impl, threads):
+    def __init__(self, impl, threads, env_extra=None):
         env = dict(os.environ)
         for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                     "CORENET_NUM_THREADS"):
             env[var] = str(threads)
+        env.update(env_extra or {})
         self.impl = impl
+        kind = "torch" if impl == "torch" else "corenet"
         self.proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "worker",
-                                      impl, str(threads)], env=env, text=True,
+                                      kind, str(threads)], env=env, text=True,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=1)
 
     def ask(self, **cmd):
@@ -247,28 +260,48 @@ def flops(shape):
     return 2.0 * n * o * ho * ho * c * k * k
 
 
+def wait_quiet(max_load, max_wait):
+    """Wait (up to max_wait seconds) until the 1-minute load average is below max_load."""
+    t0 = time.time()
+    while max_load and os.getloadavg()[0] > max_load and time.time() - t0 < max_wait:
+        time.sleep(5)
+
+
 def run(args):
-    impls = ["corenet"] + (["torch"] if not args.no_torch else [])
-    workers = {name: Worker(name, args.threads) for name in impls}
+    impls = {"corenet": None}
+    if args.avx512_blas:
+        impls["corenet_avx512"] = {"OPENBLAS_CORETYPE": "SkylakeX"}
+    if not args.no_torch:
+        impls["torch"] = None
+    workers = {name: Worker(name, args.threads, env) for name, env in impls.items()}
     out = {"threads": args.threads, "load_start": os.getloadavg(), "rows": [],
            "time": time.strftime("%Y-%m-%d %H:%M:%S")}
     try:
         out["hello"] = {name: w.ask(op="hello") for name, w in workers.items()}
         out["gemm"] = workers["corenet"].ask(op="gemm")
+        if "corenet_avx512" in workers:
+            out["gemm_avx512"] = workers["corenet_avx512"].ask(op="gemm")
         print(f"threads {args.threads}; load {out['load_start'][0]:.2f}; sgemm numpy "
               f"{out['gemm']['numpy_matmul']:.0f} GF/s, scipy {out['gemm']['scipy_sgemm']:.0f}"
               f" GF/s; {out['hello']['corenet']['blas']}", flush=True)
+        if "gemm_avx512" in out:
+            print(f"  with OPENBLAS_CORETYPE=SkylakeX: sgemm numpy "
+                  f"{out['gemm_avx512']['numpy_matmul']:.0f} GF/s, scipy "
+                  f"{out['gemm_avx512']['scipy_sgemm']:.0f} GF/s; "
+                  f"{out['hello']['corenet_avx512']['blas']}", flush=True)
         for shape in SHAPES:
             if args.only and shape[0] not in args.only:
                 continue
+            wait_quiet(args.wait_load, args.wait_max)
             checks = {name: w.ask(op="setup", shape=list(shape))
                       for name, w in workers.items()}
-            if "torch" in checks:
-                for key, v in checks["corenet"].items():
-                    ref = checks["torch"][key]
+            ref_name = "torch" if "torch" in checks else "corenet"
+            for name in checks:
+                for key, v in checks[name].items():
+                    ref = checks[ref_name][key]
                     if abs(v - ref) > 1e-3 * max(1.0, abs(ref)):
-                        raise RuntimeError(f"{shape[0]}: corenet and torch disagree on {key}: "
-                                           f"{v} vs {ref}")
+                        raise RuntimeError(f"{shape[0]}: {name} and {ref_name} disagree on "
+                                           f"{key}: {v} vs {ref}")
             row = {"shape": shape[0], "config": shape[1:7], "target": shape[7],
                    "load_before": os.getloadavg()[0], "seconds": {}}
             for mode in ("fwd", "fwdbwd"):
@@ -294,58 +327,73 @@ def format_row(row, gemm):
     parts = [f"{row['shape']:<11}"]
     for mode, mult in (("fwd", 1), ("fwdbwd", 3)):
         s = row["seconds"][mode]
-        c = mult * f / s["corenet"] / 1e9
-        text = f"{mode} corenet {s['corenet'] * 1e3:7.2f} ms {c:6.1f} GF/s"
+        bits = [f"{mode}"]
+        for name, t in s.items():
+            bits.append(f"{name} {t * 1e3:.2f} ms {mult * f / t / 1e9:.0f} GF/s")
         if "torch" in s:
-            t = mult * f / s["torch"] / 1e9
-            text += f" | torch {s['torch'] * 1e3:7.2f} ms {t:6.1f} GF/s | ratio " \
-                    f"{s['torch'] / s['corenet']:.2f}"
-        text += f" | {c / gemm['scipy_sgemm']:.2f} of sgemm"
-        parts.append(text)
+            bits += [f"{name}/torch {s['torch'] / t:.2f}x" for name, t in s.items()
+                     if name != "torch"]
+        parts.append(" | ".join(bits))
     parts.append(f"load {row['load_before']:.2f}->{row['load_after']:.2f}")
-    return "  ".join(parts)
+    return "\n  ".join(parts)
 
 
 def markdown(out):
     g = out["gemm"]
+    names = list(out["rows"][0]["seconds"]["fwd"]) if out["rows"] else ["corenet"]
+    cols = [n for n in names if n != "torch"]
+    label = {"corenet": "corenet", "corenet_avx512": "corenet, AVX-512 BLAS¹"}
     lines = [
         "# Conv2d benchmark (float32): corenet vs PyTorch CPU",
         "",
         f"Generated by `python benchmarks/bench_conv.py` on {out['time']}; "
-        f"{out['threads']} threads for both libraries; load average at start "
-        f"{out['load_start'][0]:.2f} (the machine is shared: medians of interleaved blocks).",
-        f"corenet {out['hello']['corenet']['version']}, BLAS "
+        f"{out['threads']} threads for every implementation; load average at start "
+        f"{out['load_start'][0]:.2f} (shared machine: interleaved blocks, medians).",
+        f"corenet {out['hello']['corenet']['version']} with BLAS "
         f"`{out['hello']['corenet']['blas']}`"
         + (f"; PyTorch {out['hello']['torch']['version']}" if "torch" in out["hello"] else "")
         + ".",
         f"Machine sgemm rate (2048², same threads): numpy matmul "
         f"{g['numpy_matmul']:.0f} GFLOP/s, scipy `sgemm` (the BLAS corenet calls) "
-        f"{g['scipy_sgemm']:.0f} GFLOP/s.",
+        f"{g['scipy_sgemm']:.0f} GFLOP/s"
+        + (f"; with `OPENBLAS_CORETYPE=SkylakeX` {out['gemm_avx512']['numpy_matmul']:.0f} "
+           f"and {out['gemm_avx512']['scipy_sgemm']:.0f} GFLOP/s" if "gemm_avx512" in out
+           else "") + ".",
         "",
-        "| shape (N, C_in×H×W → C_out, k, pad) | pass | corenet ms | corenet GFLOP/s | "
-        "PyTorch ms | PyTorch GFLOP/s | corenet/PyTorch speed | corenet / sgemm | target | "
-        "load |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| shape: N, C_in×H×W → C_out, k, pad | pass | "
+        + " | ".join(f"{label.get(c, c)} ms | GFLOP/s | × PyTorch | of sgemm" for c in cols)
+        + " | PyTorch ms | PyTorch GFLOP/s | target (× PyTorch) | load |",
+        "|---|---|" + "---|---|---|---|" * len(cols) + "---|---|---|---|",
     ]
     for row in out["rows"]:
         n, c, h, o, k, p = row["config"]
         f = flops(tuple([row["shape"]] + list(row["config"]) + [None]))
-        label = f"{row['shape']}: {n}, {c}×{h}×{h} → {o}, {k}×{k}, {p}"
+        name = f"{row['shape']}: {n}, {c}×{h}×{h} → {o}, {k}×{k}, {p}"
         for mode, mult in (("fwd", 1), ("fwdbwd", 3)):
             s = row["seconds"][mode]
-            c_rate = mult * f / s["corenet"] / 1e9
             t = s.get("torch")
-            ratio = s["torch"] / s["corenet"] if t else None
+            cells = []
+            for col in cols:
+                rate = mult * f / s[col] / 1e9
+                ref = (out.get("gemm_avx512") if col == "corenet_avx512" else g)["scipy_sgemm"]
+                ratio = f"{t / s[col]:.2f}" if t else "–"
+                cells.append(f"{s[col] * 1e3:.2f} | {rate:.1f} | {ratio} | {rate / ref:.2f}")
             target = row["target"] if mode == "fwdbwd" else None
-            verdict = "" if target is None or ratio is None else \
-                (f"≥ {target} {'met' if ratio >= target else 'missed'}")
+            verdict = "–"
+            if target is not None and t:
+                verdict = f"≥ {target}: " + ", ".join(
+                    f"{label.get(col, col).split(',')[0] if col == 'corenet' else 'AVX-512'} "
+                    f"{'met' if t / s[col] >= target else 'missed'}" for col in cols)
             lines.append(
-                f"| {label} | {'fwd+bwd' if mode == 'fwdbwd' else 'fwd'} | "
-                f"{s['corenet'] * 1e3:.2f} | {c_rate:.1f} | "
-                + (f"{t * 1e3:.2f} | {mult * f / t / 1e9:.1f} | {ratio:.2f}× | " if t else
-                   "– | – | – | ")
-                + f"{c_rate / g['scipy_sgemm']:.2f} | {verdict} | "
-                f"{row['load_before']:.1f}→{row['load_after']:.1f} |")
+                f"| {name} | {'fwd+bwd' if mode == 'fwdbwd' else 'fwd'} | "
+                + " | ".join(cells) + " | "
+                + (f"{t * 1e3:.2f} | {mult * f / t / 1e9:.1f}" if t else "– | –")
+                + f" | {verdict} | {row['load_before']:.1f}→{row['load_after']:.1f} |")
+    if "corenet_avx512" in cols:
+        lines += ["", "¹ Same corenet build, run with `OPENBLAS_CORETYPE=SkylakeX`: the "
+                  "OpenBLAS in scipy's wheel does not recognise this CPU and falls back to its "
+                  "AVX2 (Haswell) kernels; the variable selects its AVX-512 kernels (the CPU "
+                  "has AVX-512F/BW/DQ/VL)."]
     return "\n".join(lines) + "\n"
 
 
@@ -356,11 +404,18 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="3 repeats")
     ap.add_argument("--only", nargs="*", help="shape names to run")
     ap.add_argument("--no-torch", action="store_true")
+    ap.add_argument("--no-avx512-blas", dest="avx512_blas", action="store_false",
+                    help="skip the extra corenet worker run with OPENBLAS_CORETYPE=SkylakeX")
+    ap.add_argument("--wait-load", type=float, default=0.0,
+                    help="before each shape wait until the load average is below this")
+    ap.add_argument("--wait-max", type=float, default=300.0,
+                    help="longest wait per shape in seconds (default 300)")
     ap.add_argument("--markdown", help="write the table to this file")
     ap.add_argument("--json", help="write the raw results to this file")
     args = ap.parse_args(argv)
     if args.quick:
         args.repeats = 3
+    args.avx512_blas = args.avx512_blas and avx512_cpu()
     if not args.no_torch:
         try:
             import importlib.util

@@ -149,6 +149,8 @@ def measure(workers, threads, args, log_settle=None) -> dict:
 
 def run_threads(threads, impls, dtypes, args, log) -> tuple[list, dict]:
     extra = [kv.split("=", 1) for kv in args.env]
+    if threads > 1 and 1 in args.threads:     # the loop overhead does not depend on threads
+        impls = [i for i in impls if i != "fit"]
     workers = {impl: WorkerProcess(impl, threads, extra) for impl in impls}
     rows, info = [], {}
     try:
@@ -223,12 +225,33 @@ def format_row(row) -> str:
             f"{_fmt(ratio(row, 'corenet', 'torch'), '{:.2f}'):>5s} (≥{target}) {ok:14s} "
             f"c/twin {_fmt(ratio(row, 'corenet', 'twin'), '{:.2f}')}  "
             f"layers {_fmt(med.get('layers'))}  fit {_fmt(med.get('fit'))}  "
-            f"[{row.get('corenet_path')}; foreign tasks {_fmt(row.get('foreign_tasks'), '{:.1f}')}]")
+            f"[{row.get('corenet_path')}; foreign tasks "
+            f"{_fmt(row.get('foreign_tasks'), '{:.1f}')}]")
 
 
-def markdown(rows) -> str:
-    """The result tables: throughput per thread count, then peak memory."""
+def markdown(rows, header=None) -> str:
+    """The result tables (throughput per thread count, then peak memory), preceded by the
+    command, machine, versions and load when ``header`` is given."""
     out = []
+    if header:
+        m, v = header["machine"], header["versions"]
+        lb, la = header["load_before"], header["load_after"]
+        out += [f"Command: `{header['command']}` ({header['elapsed_s']:.0f} s, "
+                f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(header['finished']))})", "",
+                f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python "
+                f"{m['python']}; numpy {v.get('numpy')}, corenet {v.get('corenet')}, torch "
+                f"{v.get('torch', 'not installed')}; threads in effect (BLAS for corenet "
+                f"and the twin, torch.get_num_threads for PyTorch): "
+                + "; ".join(f"{t}: " + ", ".join(
+                    f"{impl} {val[0] if isinstance(val, list) and val else val}"
+                    for impl, val in d.items())
+                    for t, d in header["threads_in_effect"].items()), "",
+                f"Load average (1/5/15 min) before {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}, after "
+                f"{la[0]:.2f}/{la[1]:.2f}/{la[2]:.2f}.", ""]
+        if header.get("check"):
+            worst = max(max(d.values()) for d in header["check"].values())
+            out += [f"Same-math check (float64, 3 steps from equal weights, corenet default "
+                    f"step vs layer path, twin, PyTorch): max |Δ| = {worst:.1e}.", ""]
     for threads in sorted({r["threads"] for r in rows}):
         sel = [r for r in rows if r["threads"] == threads]
         out += [f"### Throughput, threads = {threads} (steps/s, median of repeats)", "",
@@ -343,10 +366,10 @@ def main(argv=None) -> int:
                                   + (argv if argv is not None else sys.argv[1:])),
               "machine": facts, "load_before": load0, "load_after": load1,
               "elapsed_s": elapsed, "versions": versions, "threads_in_effect": blas,
-              "check": check}
+              "check": check, "finished": time.time()}
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(markdown(rows))
+            f.write(markdown(rows, header))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"header": header, "rows": rows}, f, indent=1)

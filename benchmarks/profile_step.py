@@ -16,6 +16,8 @@ C. the layer-by-layer step (``fast_path=False``): its parts timed in their real 
    ``optimizer.step``; the rest is trainer overhead), then per layer the input checks, the
    product, the activation through the ``corenet.kernels`` facade and as the raw compiled
    call, the backward pieces, the loss and one parameter's SGD update;
+   The share of the momentum update inside the compiled step: the default step timed with
+   momentum 0.9 and with momentum 0 (plain ``w -= lr*g``), same model and batch;
 D. ``--cprofile``: the 15 functions with the largest own time over 3000 default steps;
 E. ``--sgd-loop``: the momentum-SGD loop over one 300x784 weight, compiled twice in a
    temporary directory: as written in ``corenet/_kernels/dense.pyx`` (double arithmetic,
@@ -80,11 +82,37 @@ def fast_split(trainer, xs, ys, total):
     rows["B   compiled plan.step (nogil)"] = raw
     rows["B   target checks + bookkeeping in DenseStep"] = \
         rows["B fast path: DenseStep(xb, yb) call"] - raw
-    rows["B trainer._fast_step (lookup + sync)"] = med_us(lambda: trainer._fast_step(xb, None))
+    lookup = rows["B trainer._fast_step (lookup + sync)"] = med_us(
+        lambda: trainer._fast_step(xb, None))
     rows["B trainer rest (hooks, isfinite, history)"] = \
-        total - rows["B fast path: DenseStep(xb, yb) call"] - rows["B trainer._fast_step (lookup + sync)"]
+        total - rows["B fast path: DenseStep(xb, yb) call"] - lookup
     rows.update(blas_split(trainer.model, xb.shape[0]))
+    rows.update(momentum_cost(trainer, xs, ys))
     return rows
+
+
+def momentum_cost(trainer, xs, ys):
+    """Default step with momentum 0.9 vs 0 on copies of the model (alternating blocks)."""
+    import corenet
+
+    model = trainer.model
+    net = next(k for k, v in NETS.items() if v[0][0] == model.input_shape[0])
+    out = {}
+    for mu in (0.9, 0.0):
+        m = corenet_model(net, model.dtype)
+        t = corenet.Trainer(m, loss=NETS[net][2],
+                            optimizer={"name": "sgd", "lr": 0.01, "momentum": mu})
+        t.fit(xs[0], ys[0], epochs=0)
+        for i in range(100):
+            t.train_step(xs[i % len(xs)], ys[i % len(ys)])
+        out[mu] = t
+    times = {0.9: [], 0.0: []}
+    for _ in range(10):
+        for mu, t in out.items():
+            times[mu].append(med_us(stepper(t, xs, ys), 50))
+    m9, m0 = statistics.median(times[0.9]), statistics.median(times[0.0])
+    return {"B   default step, momentum 0.9": m9, "B   default step, momentum 0": m0,
+            "B   => cost of the momentum update": m9 - m0}
 
 
 def blas_split(model, batch):
@@ -123,13 +151,16 @@ def blas_split(model, batch):
 
 # ----------------------------------------------------------------------------- C
 def sequence_split(trainer, xs, ys, n=2000):
-    """Median µs of each part of the layer-by-layer step, timed in their real order."""
+    """Median µs of each part of the layer-by-layer step, timed in their real order, and
+    the trainer's own overhead: the per-iteration difference between ``train_step`` and
+    the re-enacted parts (alternating, so load changes hit both alike)."""
     model, loss, opt = trainer.model, trainer.loss, trainer.optimizer
     params = model.parameters()
     fuse = loss.fused_activation is not None and loss.fused_activation == model.output_activation
     names = ("C layer path: model.forward", "C   loss.value_and_grad", "C   zero the gradients",
              "C   model.backward", "C   optimizer.step")
     parts = {k: [] for k in names}
+    totals, overheads = [], []
     for i in range(n):
         xb, yb = xs[i % len(xs)], ys[i % len(ys)]
         t0 = pc()
@@ -145,12 +176,15 @@ def sequence_split(trainer, xs, ys, n=2000):
         t4 = pc()
         opt.step()
         t5 = pc()
+        trainer.train_step(xb, yb)
+        t6 = pc()
         for k, a, b in zip(names, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5)):
             parts[k].append(b - a)
+        totals.append(t6 - t5)
+        overheads.append((t6 - t5) - (t5 - t0))
     split = {k: statistics.median(v) * 1e6 for k, v in parts.items()}
-    total = med_us(stepper(trainer, xs, ys), n)
-    split["C   trainer overhead (train_step - parts)"] = total - sum(split.values())
-    split["C layer path: train_step total"] = total
+    split["C   trainer overhead (train_step - parts)"] = statistics.median(overheads) * 1e6
+    split["C layer path: train_step total"] = statistics.median(totals) * 1e6
     return split
 
 

@@ -88,6 +88,7 @@ class Graph(Model):
             raise ShapeError(f"Graph.build: {len(self.input_names)} inputs need "
                              f"{len(self.input_names)} shapes, got {len(shapes_in)}")
         shapes = {n: tuple(int(s) for s in sh) for n, sh in zip(self.input_names, shapes_in)}
+        self._attach_layers()
         rngs = self.rng.spawn(len(self.nodes))
         for (name, (layer, srcs)), rng in zip(self.nodes.items(), rngs):
             in_shapes = [shapes[s] for s in srcs]

@@ -546,7 +546,6 @@ def upsample_nearest2d_backward(dy, scale_factor=2, mode="copy", out=None):
 # between calls; without it they are allocated per call.
 
 import contextlib  # noqa: E402
-import os  # noqa: E402
 import threading  # noqa: E402
 from typing import NamedTuple  # noqa: E402
 
@@ -817,6 +816,12 @@ def _conv_limits(kernel, *dims):
         raise ShapeError(f"{kernel}: a matrix dimension exceeds the BLAS limit {_INT_MAX}")
 
 
+def _conv_nonempty(kernel, w_shape, x_shape):
+    if min(w_shape) < 1 or min(x_shape) < 1:
+        raise ShapeError(f"{kernel}: empty weight {tuple(w_shape)} or input (C, H, W) = "
+                         f"{tuple(x_shape)}; every axis but the batch must be >= 1")
+
+
 def _empty4(dtype):
     return np.empty((0, 0, 0, 0), dtype=dtype)
 
@@ -861,6 +866,7 @@ def _forward_pass(x, w, b, y, gy, out_hw, a, dw, workspace, kernel):
     n, c, h, wd = x.shape
     o, kh, kw = w.shape[0], w.shape[2], w.shape[3]
     ho, wo = out_hw
+    _conv_nonempty(kernel, w.shape, (c, h, wd))
     _conv_limits(kernel, (ho + a.dilation[0] * (kh - 1)) * (wo + a.dilation[1] * (kw - 1)),
                  h * wd, c * kh * kw, o)
     want_y, want_dw = y is not None, dw is not None
@@ -901,6 +907,7 @@ def _backward_pass(dy, w, bias_dx, dx, x, in_hw, a, dw, workspace, kernel):
     """The backward-role pass: dx = convT(dy, w) + bias_dx (if dx), dw = corr(x, dy)."""
     n, o, ho, wo = dy.shape
     c, kh, kw = w.shape[1] * a.groups, w.shape[2], w.shape[3]
+    _conv_nonempty(kernel, w.shape, (c,) + tuple(in_hw))
     _conv_limits(kernel, ho * wo, in_hw[0] * in_hw[1], c * kh * kw, o)
     want_dx, want_dw = dx is not None, dw is not None
     if n == 0:
@@ -1092,7 +1099,8 @@ def conv_bias_grad(dy, out=None):
     if dy.ndim < 2:
         raise ShapeError(f"{kernel}: dy must have shape (N, C, ...), got {dy.shape}")
     db = _output(out, kernel, (dy.shape[1],), dy.dtype)
-    _conv.channel_sums(dy.reshape(dy.shape[0], dy.shape[1], -1), db, config.get_num_threads())
+    s = int(np.prod(dy.shape[2:], dtype=np.int64))
+    _conv.channel_sums(dy.reshape(dy.shape[0], dy.shape[1], s), db, config.get_num_threads())
     return db
 
 

@@ -49,6 +49,14 @@ class Model:
     def layers_in_order(self) -> list[Layer]:
         raise NotImplementedError
 
+    def _attach_layers(self) -> None:
+        """Let layers that refer to other layers of the model (``tied_dense``) resolve
+        those references before the model is built."""
+        for layer in self.layers_in_order():
+            attach = getattr(layer, "attach", None)
+            if callable(attach):
+                attach(self)
+
     def build(self, input_shape) -> "Model":
         raise NotImplementedError
 
@@ -277,6 +285,7 @@ class Sequential(Model):
             raise ValueError("Sequential.build: the model has no layers")
         shape = tuple(int(s) for s in input_shape)
         self.input_shape = shape
+        self._attach_layers()
         rngs = self.rng.spawn(len(self.layers))
         for layer, rng in zip(self.layers, rngs):
             if not layer.built:

@@ -467,3 +467,20 @@ def test_bad_inputs_raise_clear_errors():
                                    padding=1)
     with pytest.raises(HyperparameterError):
         K.convolve_true(x[0, 0], w[0, 0], "circular")
+
+
+def test_empty_batch_out_buffer_and_overlap():
+    w = rand((2, 3, 3, 3), np.float64, 0)
+    x0 = np.zeros((0, 3, 5, 5))
+    assert K.conv2d_forward(x0, w).shape == (0, 2, 3, 3)
+    dx, dw, db = K.conv2d_backward(x0, np.zeros((0, 2, 3, 3)), w)
+    assert dx.shape == x0.shape and not dw.any() and not db.any()
+    assert K.conv_transpose2d_forward(np.zeros((0, 2, 3, 3)), w).shape == (0, 3, 5, 5)
+    x = rand((2, 3, 5, 5), np.float64, 1)
+    out = np.full((2, 2, 3, 3), np.nan)
+    assert K.conv2d_forward(x, w, out=out) is out
+    close(out, R.conv2d_forward(x, w), np.float64)
+    with pytest.raises(ValueError, match="overlap"):
+        K.conv2d_forward(x, w, out=x.reshape(-1)[:36].reshape(2, 2, 3, 3))
+    with pytest.raises(ShapeError, match=">= 1"):
+        K.conv2d_forward(np.zeros((1, 0, 5, 5)), np.zeros((2, 0, 3, 3)))

@@ -2,20 +2,23 @@
 
 This module is the family's pluggy plugin. Registered classes (each with
 ``load(**kwargs) -> (X, y)``): ``xor``, ``two_spirals``, ``parity``, ``mnist``.
-The generators are also importable directly::
+The generators are also importable directly (``synthetic_segmentation`` only this way)::
 
     from corenet.datasets import xor, two_spirals, parity, load_mnist, load_idx, mnist_split
+    from corenet.datasets import synthetic_segmentation
 """
 from __future__ import annotations
 
 from ..plugins import hookimpl
 from .idx import load_idx, save_idx
 from .mnist import load_mnist, mnist_split, train_test_split, train_test_split_fixed
+from .segmentation import synthetic_segmentation
 from .synthetic import encode_targets, parity, spiral_grid, two_spirals, xor
 
 __all__ = ["xor", "two_spirals", "spiral_grid", "parity", "encode_targets", "load_idx",
            "save_idx", "load_mnist", "mnist_split", "train_test_split",
-           "train_test_split_fixed", "XOR", "TwoSpirals", "Parity", "MNIST"]
+           "train_test_split_fixed", "synthetic_segmentation", "XOR", "TwoSpirals", "Parity",
+           "MNIST"]
 
 
 class XOR:

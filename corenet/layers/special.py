@@ -2,8 +2,9 @@
 distances, and a sparse-connectivity helper (networks.md §1.5, regularization.md §4.1-4.2).
 
 * ``sigma_pi`` — ``s_i = ãᵀ W_i ã`` with ``ã = [1; x]`` (networks.md §1.5);
-* ``tied_dense`` — ``y = x W_encᵀᵀ + b``: the weight is the transpose of another layer's
-  weight, one shared :class:`~corenet.Parameter` (regularization.md §4.2);
+* ``tied_dense`` — ``W_dec = W_encᵀ``, ``y = x W_decᵀ + b = x W_enc + b``: the weight is the
+  transpose of another layer's weight, one shared :class:`~corenet.Parameter` (regularization.md
+  §4.2);
 * ``pair_distance`` — the Euclidean distance between the embeddings of the two halves of a
   pair ``(N, 2, ...)`` computed by ONE branch (Siamese networks, hard sharing §4.1);
 * :func:`random_sparse_mask` — a fixed random connectivity pattern for ``dense(mask=...)``.
@@ -170,6 +171,69 @@ class SigmaPi(_FusedActivation, Layer):
         dA = (M @ A[:, :, None])[:, :, 0]
         return np.ascontiguousarray(dA[:, 1:])
 
+    # second order (networks.md §7.2, §7.5): ṡ_i = ãᵀV_iã + ȧᵀ(W_i + W_iᵀ)ã, ȧ = [0; ẋ]
+    def _sym(self, W):
+        return (W + W.transpose(0, 2, 1)).reshape(self.out_features, -1)
+
+    def _per_unit_grad(self):
+        """G[n, i, :] = (W_i + W_iᵀ) ã_n = ∂s_ni/∂ã_n."""
+        A = self._A
+        n, d1 = A.shape
+        sym = self._sym(self.W.data).reshape(self.out_features, d1, d1)
+        return (A @ sym.transpose(1, 0, 2).reshape(d1, -1)).reshape(n, self.out_features, d1)
+
+    def _rop_forward_logits(self, x_dot, tangents):
+        A, V = self._A, tangents[0]
+        n, d1 = A.shape
+        VT = (A @ V.transpose(1, 0, 2).reshape(d1, -1)).reshape(n, self.out_features, d1)
+        s_dot = (VT @ A[:, :, None])[:, :, 0]
+        self._A_dot = None
+        if x_dot is not None:
+            A_dot = np.zeros_like(A)
+            A_dot[:, 1:] = x_dot
+            self._A_dot = A_dot
+            s_dot += (self._per_unit_grad() @ A_dot[:, :, None])[:, :, 0]
+        return s_dot
+
+    def _rop_forward(self, x_dot, tangents):
+        s_dot = self._rop_forward_logits(x_dot, tangents)
+        return s_dot if self.act is None else self.act._rop_forward(s_dot, tangents[1:])
+
+    def _rop_backward_logits(self, ds, ds_dot, tangents, rgrads):
+        A, A_dot = self._A, self._A_dot
+        n, d1 = A.shape
+        shape = self.W.shape
+        rgrads[0] += (ds_dot.T @ (A[:, :, None] * A[:, None, :]).reshape(n, -1)).reshape(shape)
+        if A_dot is not None:
+            cross = A_dot[:, :, None] * A[:, None, :]
+            cross = cross + cross.transpose(0, 2, 1)
+            rgrads[0] += (ds.T @ cross.reshape(n, -1)).reshape(shape)
+        sym = self._sym(self.W.data)
+        M = (ds @ sym).reshape(n, d1, d1)
+        M_dot = (ds_dot @ sym + ds @ self._sym(tangents[0])).reshape(n, d1, d1)
+        dA = (M @ A[:, :, None])[:, :, 0]
+        dA_dot = (M_dot @ A[:, :, None])[:, :, 0]
+        if A_dot is not None:
+            dA_dot += (M @ A_dot[:, :, None])[:, :, 0]
+        return np.ascontiguousarray(dA[:, 1:]), np.ascontiguousarray(dA_dot[:, 1:])
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        if self.act is not None:
+            dy, dy_dot = self.act._rop_backward(dy, dy_dot, tangents[1:], rgrads[1:])
+        return self._rop_backward_logits(dy, dy_dot, tangents, rgrads)
+
+    def _diag_gn_backward_logits(self, h, diag):
+        A = self._A
+        sq = (A[:, :, None] * A[:, None, :]) ** 2
+        diag[0] += (h.T @ sq.reshape(A.shape[0], -1)).reshape(self.W.shape)
+        G = self._per_unit_grad()
+        return np.ascontiguousarray((h[:, :, None] * G * G).sum(axis=1)[:, 1:])
+
+    def _diag_gn_backward(self, h, diag):
+        if self.act is not None:
+            h = self.act._diag_gn_backward(h, diag[1:])
+        return self._diag_gn_backward_logits(h, diag)
+
     def get_config(self):
         return {"out_features": self.out_features, "in_features": self.in_features,
                 "activation": self.activation, "weight_init": self.weight_init,
@@ -188,7 +252,8 @@ class SigmaPi(_FusedActivation, Layer):
 # ----------------------------------------------------------------------------- tied dense
 class TiedDense(_FusedActivation, Layer):
     """A dense layer whose weight is the transpose of another layer's weight
-    (``layer:tied_dense``, regularization.md §4.2): ``y = x W_encᵀᵀ + b = x W_enc + b``.
+    (``layer:tied_dense``, regularization.md §4.2): ``W_dec = W_encᵀ``,
+    ``y = x W_decᵀ + b = x W_enc + b``.
 
     ``tied_to`` is the layer (with a 2-D ``W`` parameter, e.g. ``dense``) whose
     ``W_enc (H, D)`` is used: this layer maps ``(N, H)`` → ``(N, D)`` with its own bias

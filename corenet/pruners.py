@@ -1,7 +1,0 @@
-"""Pruner family module (filled in by its owner)."""
-from .plugins import hookimpl
-
-
-@hookimpl
-def corenet_register_pruners():
-    return []

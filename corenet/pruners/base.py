@@ -1,0 +1,581 @@
+"""Masks, prunable-parameter selection, snapshots and the :class:`Pruner` base class
+(spec pruning.md §1-§2).
+
+A pruner acts on ``Parameter.mask`` only (0/1 arrays; masked entries of ``data`` are
+kept exactly zero by the engine: the trainer masks gradients, every optimizer masks its
+update and re-applies the mask, :mod:`corenet.io` saves masks). Pruning is monotone: a
+pruner only turns 1s into 0s; :func:`unprune` is the explicit way back.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+
+from .. import registry
+from ..callback import Callback
+from ..errors import HyperparameterError, NotFiniteError, ShapeError
+from ..plugins import hookimpl
+
+# ----------------------------------------------------------------------------- selection
+
+
+def is_prunable(p, prune_biases: bool = False) -> bool:
+    """Weights (``decay=True``: dense/conv ``weight``, weight-norm ``v``) of trainable
+    parameters; biases only with ``prune_biases`` (pruning.md §1)."""
+    if not p.trainable:
+        return False
+    return bool(p.decay) or (prune_biases and p.role == "bias")
+
+
+def prunable_parameters(model, prune_biases: bool = False, parameters=None) -> list:
+    """The prunable parameters of ``model`` in model order. ``parameters`` restricts them
+    to the given parameter names (``"0.weight"``) or layer keys (``"0"``)."""
+    ps = [p for p in model.parameters() if is_prunable(p, prune_biases)]
+    if parameters is None:
+        return ps
+    wanted = {parameters} if isinstance(parameters, str) else set(parameters)
+    known = {p.name for p in ps} | {p.name.rsplit(".", 1)[0] for p in ps}
+    unknown = wanted - known
+    if unknown:
+        raise HyperparameterError(f"pruner: unknown parameter(s) or layer(s) {sorted(unknown)}; "
+                                  f"prunable: {[p.name for p in ps]}")
+    return [p for p in ps if p.name in wanted or p.name.rsplit(".", 1)[0] in wanted]
+
+
+def check_masks(model) -> None:
+    """Raise :class:`ShapeError` if a parameter's mask does not match its data (shape) or
+    is not 0/1 — the state a pruner refuses to work on."""
+    for p in model.parameters():
+        m = p._mask
+        if m is None:
+            continue
+        if not isinstance(m, np.ndarray) or m.shape != p.data.shape:
+            raise ShapeError(f"pruner: the mask of parameter {p.name} has shape "
+                             f"{getattr(m, 'shape', None)}, expected {p.data.shape}")
+        if not np.isin(m, (0, 1)).all():
+            raise ValueError(f"pruner: the mask of parameter {p.name} holds values other "
+                             f"than 0 and 1")
+
+
+def set_masks(model, masks: dict) -> None:
+    """Set several masks at once (``{parameter name: 0/1 array}``): every mask is
+    validated first (shape, values, monotone unless already unmasked), then all are set —
+    a bad one changes nothing."""
+    by_name = {p.name: p for p in model.parameters()}
+    checked = []
+    for name, m in masks.items():
+        if name not in by_name:
+            raise KeyError(f"set_masks: the model has no parameter {name!r}; it has "
+                           f"{sorted(by_name)}")
+        p = by_name[name]
+        m = np.asarray(m)
+        if m.shape != p.shape:
+            raise ShapeError(f"set_masks: mask for {name} must have shape {p.shape}, got "
+                             f"{m.shape}")
+        if not np.isin(m, (0, 1)).all():
+            raise ValueError(f"set_masks: mask for {name} must hold only 0 and 1")
+        checked.append((p, m.astype(p.dtype)))
+    for p, m in checked:
+        p.mask = m.copy()
+
+
+def unprune(model, parameters=None) -> None:
+    """Remove the masks (all, or of the named parameters); pruned weights stay 0 until
+    retrained."""
+    for p in model.parameters():
+        if parameters is None or p.name in parameters:
+            p.mask = None
+
+
+def count_pruned(params) -> tuple[int, int]:
+    """``(unpruned, total)`` entries of ``params``."""
+    total = sum(p.size for p in params)
+    return sum(p.count_nonzero_weights() for p in params), total
+
+
+def sparsity_summary(model, prune_biases: bool = False) -> list[dict]:
+    """Per prunable parameter (pruning.md §1): ``{"layer", "parameter", "prunable",
+    "pruned", "fraction"}``, plus a final ``"total"`` row."""
+    rows, total, pruned = [], 0, 0
+    for p in prunable_parameters(model, prune_biases):
+        n, k = p.size, p.size - p.count_nonzero_weights()
+        rows.append({"layer": p.name.rsplit(".", 1)[0], "parameter": p.name, "prunable": n,
+                     "pruned": k, "fraction": k / n if n else 0.0})
+        total, pruned = total + n, pruned + k
+    rows.append({"layer": "total", "parameter": "", "prunable": total, "pruned": pruned,
+                 "fraction": pruned / total if total else 0.0})
+    return rows
+
+
+def format_sparsity(rows) -> str:
+    """A text table of :func:`sparsity_summary` rows."""
+    lines = [f"{'parameter':<16}{'prunable':>10}{'pruned':>10}{'fraction':>10}"]
+    for r in rows:
+        lines.append(f"{r['parameter'] or r['layer']:<16}{r['prunable']:>10,}{r['pruned']:>10,}"
+                     f"{r['fraction']:>10.1%}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- state
+
+
+class Snapshot:
+    """Parameters and masks of a model, restorable in place (array identities kept, so
+    optimizer state and compiled plans stay bound)."""
+
+    def __init__(self, model):
+        self.items = [(p, p.data.copy(), None if p._mask is None else p._mask.copy())
+                      for p in model.parameters()]
+
+    def restore(self) -> None:
+        for p, data, mask in self.items:
+            p.mask = None if mask is None else mask.copy()
+            p.data[...] = data
+            p.grad.fill(0.0)
+
+
+class FlatLayout:
+    """Positions of the trainable parameters in θ (README §2.3): ``offsets[i]`` of
+    ``params[i]``; maps flat indices to ``(parameter, local index)`` and back."""
+
+    def __init__(self, model):
+        self.params = model.trainable_parameters()
+        self.offsets = np.cumsum([0] + [p.size for p in self.params])
+        self.n = int(self.offsets[-1])
+
+    def indices_of(self, p) -> np.ndarray:
+        i = next(j for j, q in enumerate(self.params) if q is p)
+        return np.arange(self.offsets[i], self.offsets[i + 1])
+
+    def locate(self, flat: int):
+        i = int(np.searchsorted(self.offsets, flat, side="right") - 1)
+        return self.params[i], int(flat - self.offsets[i])
+
+    def mask(self) -> np.ndarray:
+        return np.concatenate([p.mask.ravel() for p in self.params]) if self.params else \
+            np.zeros(0)
+
+
+def prune_entries(p, local_indices, optimizer=None) -> None:
+    """Mask (and zero) the entries ``local_indices`` (flat, C order) of ``p``; zero the
+    optimizer state there (pruning.md §1 item 3). A fresh mask array is assigned so
+    compiled training plans notice the change."""
+    mask = p.mask.copy()
+    mask.reshape(-1)[np.asarray(local_indices, dtype=np.int64)] = 0
+    p.mask = mask
+    if optimizer is not None and hasattr(optimizer, "zero_state"):
+        optimizer.zero_state(p, p.mask)
+
+
+def apply_flat_mask(model, keep, optimizer=None) -> None:
+    """Set the masks of the trainable parameters from a 0/1 vector over θ (only ever
+    removing entries)."""
+    layout = FlatLayout(model)
+    for p, a, b in zip(layout.params, layout.offsets[:-1], layout.offsets[1:]):
+        drop = np.flatnonzero((keep[a:b] == 0) & (p.mask.ravel() != 0))
+        if drop.size:
+            prune_entries(p, drop, optimizer)
+
+
+def k_from_amount(amount, n_unpruned: int) -> int:
+    """``k = ⌊amount·n_unpruned + ½⌋`` (pruning.md §2)."""
+    return int(np.floor(float(amount) * n_unpruned + 0.5))
+
+
+def smallest(scores, k: int) -> np.ndarray:
+    """Positions of the k smallest scores; ties → the lower index first (pruning.md §2)."""
+    order = np.argsort(scores, kind="stable")
+    return order[:k]
+
+
+# ----------------------------------------------------------------------------- report
+
+
+class PruneReport(dict):
+    """What :meth:`Pruner.prune` did: ``method``, ``weights_before``/``weights_after``
+    (unpruned prunable weights), ``pruned``, ``loss_before``/``loss_after``,
+    ``accuracy_before``/``accuracy_after`` (None for non-classification targets),
+    ``rounds``, ``stopped`` (why it stopped), ``seconds`` and ``records`` (one dict per
+    round or deletion). A dict with attribute access."""
+
+    __getattr__ = dict.get
+
+    def summary(self) -> str:
+        def fmt(v, pct=False):
+            if v is None:
+                return "-"
+            return f"{100 * v:.2f}%" if pct else f"{v:.6g}"
+
+        rows = [("", "before", "after"),
+                ("weights", f"{self['weights_before']:,}", f"{self['weights_after']:,}"),
+                ("loss", fmt(self["loss_before"]), fmt(self["loss_after"])),
+                ("accuracy", fmt(self["accuracy_before"], True),
+                 fmt(self["accuracy_after"], True))]
+        if self.get("test_accuracy_before") is not None:
+            rows.append(("test accuracy", fmt(self["test_accuracy_before"], True),
+                         fmt(self["test_accuracy_after"], True)))
+        out = [f"{self['method']}: pruned {self['pruned']:,} weights in {self['rounds']} "
+               f"round(s), {self['seconds']:.2f} s (stopped: {self['stopped']})"]
+        out += [f"  {a:<14}{b:>14}{c:>14}" for a, b, c in rows]
+        return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- base class
+
+
+def _targets_are_classes(y, out_shape) -> bool:
+    y = np.asarray(y)
+    if y.ndim == 1 and y.dtype.kind in "iub":
+        return True
+    if y.dtype.kind == "f" and np.all(np.isin(y, (0.0, 1.0, -1.0))):
+        return True
+    return False
+
+
+class Pruner(Callback):
+    """Base of every pruner (plugin category ``pruner``).
+
+    Two ways to use one:
+
+    * one-shot: ``pruner.prune(model, X, y) -> PruneReport`` — rounds of
+      *score → mask → retrain*, with the stop criteria below; on any error (NaN/inf
+      parameters or curvature, singular Hessian, impossible target, malformed mask)
+      the model's parameters and masks are restored and the error re-raised;
+    * during training: ``model.fit(X, y, callbacks=[pruner])`` — at the end of epochs
+      ``start_epoch, start_epoch + frequency, …`` up to ``end_epoch`` the pruner raises
+      the sparsity of the prunable weights along the schedule of Zhu & Gupta (2017)
+      ``s_t = s_f + (s_i − s_f)(1 − (t − t₀)/(t_end − t₀))^3`` (``schedule="polynomial"``;
+      ``"linear"`` uses exponent 1) towards ``target_sparsity``, or prunes ``amount`` of
+      the unpruned weights at each event without a target; the ongoing training is the
+      retraining. Curvature pruners use ``data=(X, y)`` (else the batches of that epoch).
+
+    Common options: ``loss`` (default: the model's compiled loss), ``prune_biases``,
+    ``parameters`` (names or layer keys to restrict to); targets ``amount`` (fraction of
+    the unpruned prunable weights per round, ``k = ⌊amount·n + ½⌋``), ``n_prune`` (total
+    for the call), ``target_sparsity`` (fraction of all prunable weights pruned at the
+    end), ``target_weights`` (prunable weights left at the end); ``rounds``;
+    ``retrain_epochs`` (after each round; masks enforced) with ``retrain_batch_size``
+    and the model's compiled optimizer (``retrain_optimizer`` if not compiled); stop
+    criteria ``max_loss_increase`` (relative increase of the loss over the round;
+    exceeded → the round is undone and pruning stops, pruning.md §2), ``max_loss``
+    (absolute) and ``max_accuracy_drop`` (absolute drop of accuracy vs. before the call,
+    on ``validation_data`` if given, else the pruning data).
+    """
+
+    name = ""
+    #: whether the score needs (X, y)
+    needs_data = True
+
+    def __init__(self, *, amount=0.2, n_prune=None, target_sparsity=None, target_weights=None,
+                 rounds: int = 1, retrain_epochs: int = 0, retrain_batch_size: int = 32,
+                 retrain_optimizer="sgd", max_loss_increase=None, max_loss=None,
+                 max_accuracy_drop=None, loss=None, prune_biases: bool = False,
+                 parameters=None, data=None, start_epoch: int = 0, end_epoch=None,
+                 frequency: int = 1, initial_sparsity: float = 0.0,
+                 schedule: str = "polynomial", random_state=None, verbose: bool = False):
+        who = f"pruner {self.name!r}"
+        if amount is not None:
+            amount = float(amount)
+            if not 0.0 <= amount <= 1.0:
+                raise HyperparameterError(f"{who}: amount must be in [0, 1], got {amount}")
+        for key, v in (("n_prune", n_prune), ("target_weights", target_weights)):
+            if v is not None and (isinstance(v, bool) or int(v) != v or v < 0):
+                raise HyperparameterError(f"{who}: {key} must be an integer >= 0, got {v!r}")
+        if target_sparsity is not None and not 0.0 <= float(target_sparsity) <= 1.0:
+            raise HyperparameterError(f"{who}: target_sparsity must be in [0, 1], got "
+                                      f"{target_sparsity!r}")
+        if int(rounds) < 1:
+            raise HyperparameterError(f"{who}: rounds must be >= 1, got {rounds!r}")
+        if int(retrain_epochs) < 0:
+            raise HyperparameterError(f"{who}: retrain_epochs must be >= 0, got "
+                                      f"{retrain_epochs!r}")
+        if int(frequency) < 1:
+            raise HyperparameterError(f"{who}: frequency must be >= 1, got {frequency!r}")
+        if schedule not in ("polynomial", "linear"):
+            raise HyperparameterError(f"{who}: schedule must be 'polynomial' or 'linear', "
+                                      f"got {schedule!r}")
+        for key, v in (("max_loss_increase", max_loss_increase), ("max_loss", max_loss),
+                       ("max_accuracy_drop", max_accuracy_drop)):
+            if v is not None and not (np.isfinite(v) and v >= 0):
+                raise HyperparameterError(f"{who}: {key} must be a number >= 0, got {v!r}")
+        self.amount, self.n_prune = amount, None if n_prune is None else int(n_prune)
+        self.target_sparsity = None if target_sparsity is None else float(target_sparsity)
+        self.target_weights = None if target_weights is None else int(target_weights)
+        self.rounds, self.retrain_epochs = int(rounds), int(retrain_epochs)
+        self.retrain_batch_size, self.retrain_optimizer = int(retrain_batch_size), \
+            retrain_optimizer
+        self.max_loss_increase, self.max_loss = max_loss_increase, max_loss
+        self.max_accuracy_drop = max_accuracy_drop
+        self.loss, self.prune_biases, self.parameters = loss, bool(prune_biases), parameters
+        self.data = data
+        self.start_epoch, self.end_epoch, self.frequency = int(start_epoch), end_epoch, \
+            int(frequency)
+        self.initial_sparsity, self.schedule = float(initial_sparsity), schedule
+        self.random_state, self.verbose = random_state, bool(verbose)
+        self.report = None
+        self.events: list[dict] = []
+        self._batches = None
+
+    def get_config(self) -> dict:
+        keys = ("amount", "n_prune", "target_sparsity", "target_weights", "rounds",
+                "retrain_epochs", "retrain_batch_size", "max_loss_increase", "max_loss",
+                "max_accuracy_drop", "prune_biases", "start_epoch", "end_epoch", "frequency",
+                "initial_sparsity", "schedule")
+        return {k: getattr(self, k) for k in keys}
+
+    # ------------------------------------------------------------------ helpers
+    def _loss(self, model, required: bool = True):
+        spec = self.loss if self.loss is not None else model.loss
+        if spec is None:
+            if not required:
+                return None
+            raise HyperparameterError(f"pruner {self.name!r}: no loss — pass loss= or compile "
+                                      f"the model")
+        return registry.create("loss", spec)
+
+    def _has_stop_criteria(self) -> bool:
+        return any(v is not None for v in (self.max_loss_increase, self.max_loss,
+                                           self.max_accuracy_drop))
+
+    def _params(self, model):
+        return prunable_parameters(model, self.prune_biases, self.parameters)
+
+    def _validate(self, model, X):
+        if not model.built:
+            if X is None:
+                raise ValueError(f"pruner {self.name!r}: the model is not built")
+            model.build(np.asarray(X).shape[1:])
+        check_masks(model)
+        for p in model.parameters():
+            if not np.isfinite(p.data).all():
+                raise NotFiniteError(f"pruner {self.name!r}: parameter {p.name} holds NaN or "
+                                     f"inf; nothing was pruned")
+        if not self._params(model):
+            raise ValueError(f"pruner {self.name!r}: the model has no prunable parameters")
+
+    def total_to_prune(self, n_unpruned: int, n_total: int):
+        """Weights to remove in this call (None: ``amount`` per round)."""
+        who = f"pruner {self.name!r}"
+        if self.n_prune is not None:
+            if self.n_prune > n_unpruned:
+                raise HyperparameterError(f"{who}: cannot prune {self.n_prune} weights: only "
+                                          f"{n_unpruned} unpruned prunable weights exist")
+            return self.n_prune
+        if self.target_weights is not None:
+            return max(n_unpruned - self.target_weights, 0)
+        if self.target_sparsity is not None:
+            return max(int(round(self.target_sparsity * n_total)) - (n_total - n_unpruned), 0)
+        return None
+
+    def _round_sizes(self, params):
+        n_unpruned, n_total = count_pruned(params)
+        total = self.total_to_prune(n_unpruned, n_total)
+        return total, n_unpruned
+
+    # ------------------------------------------------------------------ evaluation
+    def _evaluate(self, ctx) -> tuple[float, float | None]:
+        from ..trainer import evaluate_model
+
+        X, y = ctx["eval"]
+        metrics = ["accuracy"] if ctx["classes"] else []
+        logs = evaluate_model(ctx["model"], X, y, loss=ctx["loss"], metrics=metrics)
+        if not np.isfinite(logs["loss"]):
+            raise NotFiniteError(f"pruner {self.name!r}: the loss became {logs['loss']}")
+        return logs["loss"], logs.get("accuracy")
+
+    def _stop_reason(self, ctx, loss_ref, loss, acc):
+        if self.max_loss_increase is not None and \
+                (loss - loss_ref) > self.max_loss_increase * max(abs(loss_ref), 1e-12):
+            return "max_loss_increase"
+        if self.max_loss is not None and loss > self.max_loss:
+            return "max_loss"
+        if self.max_accuracy_drop is not None and acc is not None and \
+                ctx["accuracy0"] - acc > self.max_accuracy_drop + 1e-12:
+            return "max_accuracy_drop"
+        return None
+
+    def _retrain(self, ctx, epochs=None) -> None:
+        epochs = self.retrain_epochs if epochs is None else epochs
+        if epochs <= 0:
+            return
+        model = ctx["model"]
+        if model.optimizer is None or model.loss is None:
+            model.compile(loss=ctx["loss"], optimizer=self.retrain_optimizer,
+                          metrics=model.metrics)
+        model.fit(ctx["X"], ctx["y"], epochs=epochs, batch_size=self.retrain_batch_size,
+                  random_state=None if self.random_state is None else
+                  int(self.random_state) + len(ctx["records"]))
+        model.eval()
+
+    # ------------------------------------------------------------------ one-shot API
+    def prune(self, model, X=None, y=None, *, validation_data=None) -> PruneReport:
+        """Prune ``model`` on the pruning data ``(X, y)`` (pruning.md); returns a
+        :class:`PruneReport`. Parameters and masks are restored if anything fails."""
+        t0 = time.perf_counter()
+        if self.needs_data and (X is None or y is None):
+            raise ValueError(f"pruner {self.name!r}: prune(model, X, y) needs the data")
+        if X is not None:
+            X = model.check_input(np.ascontiguousarray(X), f"pruner {self.name!r} input")
+        self._validate(model, X)
+        snapshot = Snapshot(model)
+        was_training = model.training
+        try:
+            ctx = self._context(model, X, y, validation_data)
+            ctx["weights0"] = count_pruned(self._params(model))[0]
+            self._run(ctx)
+            loss1, acc1 = self._evaluate(ctx) if ctx["eval"] is not None else (None, None)
+        except BaseException:
+            snapshot.restore()
+            model.train(was_training)
+            raise
+        model.train(was_training)
+        params = self._params(model)
+        self.report = PruneReport(
+            method=self.name, weights_before=ctx["weights0"],
+            weights_after=count_pruned(params)[0],
+            pruned=ctx["weights0"] - count_pruned(params)[0], loss_before=ctx["loss0"],
+            loss_after=loss1, accuracy_before=ctx["accuracy0"], accuracy_after=acc1,
+            rounds=ctx["rounds"], stopped=ctx["stopped"],
+            seconds=time.perf_counter() - t0, records=ctx["records"])
+        return self.report
+
+    def _context(self, model, X, y, validation_data):
+        loss = self._loss(model, required=self.needs_data or self._has_stop_criteria())
+        ctx = {"model": model, "loss": loss, "X": X, "y": y, "records": [], "rounds": 0,
+               "stopped": "target"}
+        if validation_data is not None:
+            Xv = model.check_input(np.ascontiguousarray(validation_data[0]), "validation")
+            ctx["eval"] = (Xv, validation_data[1])
+        elif X is not None and y is not None:
+            ctx["eval"] = (X, y)
+        else:
+            ctx["eval"] = None
+        if loss is None:
+            ctx["eval"] = None
+        if ctx["eval"] is not None:
+            ctx["classes"] = _targets_are_classes(ctx["eval"][1], None)
+            model.eval()
+            ctx["loss0"], ctx["accuracy0"] = self._evaluate(ctx)
+        else:
+            ctx["classes"], ctx["loss0"], ctx["accuracy0"] = False, None, None
+        return ctx
+
+    def _run(self, ctx) -> None:
+        """Rounds of score → mask → retrain with the stop criteria (pruning.md §2, §4)."""
+        model = ctx["model"]
+        params = self._params(model)
+        total, n_unpruned = self._round_sizes(params)
+        remaining = total
+        for r in range(self.rounds):
+            n_unpruned = count_pruned(params)[0]
+            if remaining is None:
+                k = k_from_amount(self.amount, n_unpruned)
+            else:
+                k = int(np.ceil(remaining / (self.rounds - r)))
+            k = min(k, n_unpruned)
+            if k <= 0:
+                break
+            before = Snapshot(model)
+            loss_ref = self._evaluate(ctx)[0] if ctx["eval"] is not None else None
+            record = self.step(ctx, k)
+            record.update(round=r, k=k)
+            self._retrain(ctx)
+            ctx["rounds"] += 1
+            if ctx["eval"] is not None:
+                loss, acc = self._evaluate(ctx)
+                record.update(loss=loss, accuracy=acc)
+                reason = self._stop_reason(ctx, loss_ref, loss, acc)
+                if reason:
+                    before.restore()
+                    record["undone"] = True
+                    ctx["records"].append(record)
+                    ctx["stopped"] = reason
+                    return
+            ctx["records"].append(record)
+            if remaining is not None:
+                remaining -= k
+        if total is None:
+            ctx["stopped"] = "rounds"
+
+    def step(self, ctx, k: int) -> dict:
+        """Prune ``k`` weights now (no retraining); return a record dict."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ during training
+    def sparsity_at(self, epoch: int) -> float | None:
+        """The scheduled sparsity after ``epoch`` (None when no event falls on it)."""
+        if epoch < self.start_epoch or (epoch - self.start_epoch) % self.frequency:
+            return None
+        if self.end_epoch is not None and epoch > self.end_epoch:
+            return None
+        if self.target_sparsity is None:
+            return -1.0                        # prune ``amount`` at this event
+        if self.end_epoch is None or self.end_epoch <= self.start_epoch:
+            return self.target_sparsity
+        t = min(1.0, (epoch - self.start_epoch) / (self.end_epoch - self.start_epoch))
+        power = 3 if self.schedule == "polynomial" else 1
+        s_i, s_f = self.initial_sparsity, self.target_sparsity
+        return s_f + (s_i - s_f) * (1.0 - t) ** power
+
+    @hookimpl
+    def corenet_on_train_begin(self, trainer):
+        self.events = []
+        self._batches = None
+
+    @hookimpl
+    def corenet_on_epoch_begin(self, trainer, epoch):
+        self._batches = [] if (self.needs_data and self.data is None and
+                               self.sparsity_at(epoch) is not None) else None
+
+    @hookimpl
+    def corenet_on_batch_begin(self, trainer, X, y):
+        if self._batches is not None:
+            self._batches.append((np.array(X), np.array(y)))
+
+    @hookimpl
+    def corenet_on_epoch_end(self, trainer, epoch, logs):
+        s = self.sparsity_at(epoch)
+        if s is None:
+            return
+        model = trainer.model
+        params = self._params(model)
+        n_unpruned, n_total = count_pruned(params)
+        if s < 0:
+            k = k_from_amount(self.amount, n_unpruned)
+        else:
+            k = max(int(round(s * n_total)) - (n_total - n_unpruned), 0)
+        k = min(k, n_unpruned)
+        if k <= 0:
+            return
+        if self.data is not None:
+            X, y = self.data
+            X = model.check_input(np.ascontiguousarray(X), f"pruner {self.name!r} data")
+        elif self._batches:
+            X = np.concatenate([b[0] for b in self._batches])
+            y = np.concatenate([b[1] for b in self._batches])
+        else:
+            X = y = None
+        self._validate(model, X)
+        snapshot = Snapshot(model)
+        ctx = {"model": model, "loss": self._loss(model) if self.needs_data else None,
+               "X": X, "y": y, "records": [], "optimizer": trainer.optimizer,
+               "eval": None}
+        try:
+            record = self.step(ctx, k)
+        except BaseException:
+            snapshot.restore()
+            raise
+        finally:
+            model.train(True)
+            self._batches = None
+        record.update(epoch=epoch, k=k, sparsity=1.0 - count_pruned(params)[0] / n_total)
+        logs["sparsity"] = record["sparsity"]
+        self.events.append(record)
+        if self.verbose:
+            print(f"[{self.name}] epoch {epoch}: pruned {k}, sparsity {record['sparsity']:.3f}")
+
+
+def warn_once(message: str) -> None:
+    warnings.warn(message, RuntimeWarning, stacklevel=3)

@@ -1,0 +1,3 @@
+from .base import Pruner
+class UnitPruner(Pruner):
+    name="unit"
