@@ -102,23 +102,31 @@ def hvp(model, loss, X, y, v, *, method: str = "rop", sample_weight=None) -> np.
         return _hvp_fd(model, loss, X, y, v, sample_weight)
     if method != "rop":
         raise ValueError(f"hvp: method must be 'rop' or 'finite_difference', got {method!r}")
+    loss, fuse, out, targets, tangents, g_dot = _tangent_pass(model, loss, X, y, v,
+                                                              sample_weight)
+    if fuse:
+        _, g = loss.fused_value_and_grad(out, targets, sample_weight)
+    else:
+        _, g = loss.value_and_grad(out, targets, sample_weight)
+    rgrads = _per_layer(model)
+    model.rop_backward(g, g_dot, tangents, rgrads, logits=fuse)
+    return _flatten(model, rgrads)
+
+
+def _tangent_pass(model, loss, X, y, v, sample_weight):
+    """Forward and R-forward along ``v``, then ``Λ_n ż`` scaled by the reduction weights
+    (the R-value of ∂L/∂output, networks.md §7.2 loss rule)."""
     loss, X, y, fuse = _prepare(model, loss, X, y)
     v = _check_vector(model, v)
     tangents = _per_layer(model, v)
     out = model.forward(X, logits=fuse)
     out_dot = model.rop_forward(tangents, logits=fuse)
     targets = loss.prepare_targets(out, y)
-    if fuse:
-        _, g = loss.fused_value_and_grad(out, targets, sample_weight)
-    else:
-        _, g = loss.value_and_grad(out, targets, sample_weight)
     n = out.shape[0]
     H = _output_hessian(loss, out, targets, fuse)
     c = _weights(loss, n, sample_weight, out.dtype)
     g_dot = np.einsum("nij,nj->ni", H, out_dot.reshape(n, -1)) * c[:, None]
-    rgrads = _per_layer(model)
-    model.rop_backward(g, g_dot.reshape(out.shape), tangents, rgrads, logits=fuse)
-    return _flatten(model, rgrads)
+    return loss, fuse, out, targets, tangents, np.ascontiguousarray(g_dot.reshape(out.shape))
 
 
 def _hvp_fd(model, loss, X, y, v, sample_weight):
@@ -160,18 +168,10 @@ def hessian(model, loss, X, y, *, method: str = "rop", sample_weight=None,
 def gauss_newton_vector(model, loss, X, y, v, sample_weight=None) -> np.ndarray:
     """``G v = (1/N) Σ J_nᵀ Λ_n J_n v`` (§7.4): an R-forward pass, ``Λ_n``, then an
     ordinary backward pass (no activation second derivatives)."""
-    loss, X, y, fuse = _prepare(model, loss, X, y)
-    v = _check_vector(model, v)
-    tangents = _per_layer(model, v)
-    out = model.forward(X, logits=fuse)
-    out_dot = model.rop_forward(tangents, logits=fuse)
-    targets = loss.prepare_targets(out, y)
-    n = out.shape[0]
-    H = _output_hessian(loss, out, targets, fuse)
-    c = _weights(loss, n, sample_weight, out.dtype)
-    seed = (np.einsum("nij,nj->ni", H, out_dot.reshape(n, -1)) * c[:, None]).reshape(out.shape)
+    loss, fuse, out, targets, tangents, seed = _tangent_pass(model, loss, X, y, v,
+                                                             sample_weight)
     model.zero_grad()
-    model.backward(np.ascontiguousarray(seed), logits=fuse)
+    model.backward(seed, logits=fuse)
     return model.get_flat_gradients()
 
 

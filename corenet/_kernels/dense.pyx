@@ -132,17 +132,24 @@ cdef void _backward(LayerSlot* L, floating* X, int B) noexcept nogil:
               <floating>0.0, <floating*>L.dX, L.din)
 
 
+cdef inline double _effective_grad(floating* w, floating* g, floating* mask, Py_ssize_t i,
+                                   double wd) noexcept nogil:
+    """The gradient an optimizer sees: masked (pruning.md §1), plus coupled decay λθ."""
+    cdef double gi = g[i]
+    if mask != NULL:
+        gi = gi * mask[i]
+    if wd != 0.0:
+        gi = gi + wd * w[i]
+    return gi
+
+
 cdef void _sgd(floating* w, floating* g, floating* mask, floating* v, Py_ssize_t n,
                double lr, double mu, double tau, bint nesterov, double wd) noexcept nogil:
     """optimizers.md §1-3 with coupled weight decay; masks on g before and on w after."""
     cdef Py_ssize_t i
     cdef double gi
     for i in range(n):
-        gi = g[i]
-        if mask != NULL:
-            gi = gi * mask[i]
-        if wd != 0.0:
-            gi = gi + wd * w[i]
+        gi = _effective_grad(w, g, mask, i, wd)
         if v == NULL:
             w[i] = <floating>(w[i] - lr * gi)
         else:
@@ -163,11 +170,7 @@ cdef void _adam(floating* w, floating* g, floating* mask, floating* m, floating*
     cdef Py_ssize_t i
     cdef double gi, mi, vi
     for i in range(n):
-        gi = g[i]
-        if mask != NULL:
-            gi = gi * mask[i]
-        if wd != 0.0:
-            gi = gi + wd * w[i]
+        gi = _effective_grad(w, g, mask, i, wd)
         if dwd != 0.0:
             w[i] = <floating>(w[i] - lr * dwd * w[i])
         mi = b1 * m[i] + (1.0 - b1) * gi

@@ -393,17 +393,9 @@ class LogSoftmax(Layer):
                 {"config": {"axis": 1}, "input_shape": (3, 2, 2)}]
 
 
-class Flatten(Layer):
-    """``(N, C, H, W) → (N, C·H·W)`` in C order, feature index ``c·H·W + i·W + j``
-    (``layer:flatten``, D-47)."""
-
-    name = "flatten"
-
-    def output_shape(self, input_shape):
-        return (int(np.prod(input_shape)),)
-
-    def _forward(self, x):
-        return x.reshape(x.shape[0], -1)
+class _Relayout(Layer):
+    """A per-sample reshape: ``_forward`` reshapes, backward (and every second-order pass,
+    the map being linear) reshapes back to the input shape."""
 
     def _backward(self, dy):
         return dy.reshape((dy.shape[0],) + self.input_shape)
@@ -417,13 +409,26 @@ class Flatten(Layer):
     def _diag_gn_backward(self, h, diag):
         return self._backward(h)
 
+
+class Flatten(_Relayout):
+    """``(N, C, H, W) → (N, C·H·W)`` in C order, feature index ``c·H·W + i·W + j``
+    (``layer:flatten``, D-47)."""
+
+    name = "flatten"
+
+    def output_shape(self, input_shape):
+        return (int(np.prod(input_shape)),)
+
+    def _forward(self, x):
+        return x.reshape(x.shape[0], -1)
+
     @classmethod
     def examples(cls):
         """Example cases for the contract tests (:mod:`corenet.testing`)."""
         return [{"config": {}, "input_shape": (2, 3, 4)}, {"config": {}, "input_shape": (5,)}]
 
 
-class Reshape(Layer):
+class Reshape(_Relayout):
     """Reshape each sample to ``shape`` (one entry may be -1) (``layer:reshape``)."""
 
     name = "reshape"
@@ -452,18 +457,6 @@ class Reshape(Layer):
 
     def _forward(self, x):
         return x.reshape((x.shape[0],) + self._out)
-
-    def _backward(self, dy):
-        return dy.reshape((dy.shape[0],) + self.input_shape)
-
-    def _rop_forward(self, x_dot, tangents):
-        return None if x_dot is None else self._forward(x_dot)
-
-    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
-        return self._backward(dy), self._backward(dy_dot)
-
-    def _diag_gn_backward(self, h, diag):
-        return self._backward(h)
 
     def get_config(self):
         return {"shape": list(self.shape), **super().get_config()}
