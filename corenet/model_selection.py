@@ -263,7 +263,7 @@ def holdout_estimate(model, X, y, loss=None, metrics=()) -> dict:
     """Hold-out risk (§10.1) of a trained ``model`` on M unseen samples:
     ``{"risk": (1/M)Σ_m ℓ_m, "std_error": std(ℓ, ddof=1)/√M, "n": M, <metric>: value}``.
     ``loss`` defaults to the model's compiled loss (per-sample values in eval mode)."""
-    from .trainer import _sample_losses, _check_targets
+    from .trainer import sample_losses, _check_targets
 
     X = model.check_input(X, "holdout_estimate input")
     y = _check_targets(y, X.shape[0], "holdout_estimate")
@@ -273,7 +273,7 @@ def holdout_estimate(model, X, y, loss=None, metrics=()) -> dict:
     was_training = model.training
     model.eval()
     try:
-        values = np.concatenate([_sample_losses(model, loss_obj, X[i:i + 1024],
+        values = np.concatenate([sample_losses(model, loss_obj, X[i:i + 1024],
                                                 y[i:i + 1024])[0]
                                  for i in range(0, X.shape[0], 1024)]).astype(np.float64)
     finally:

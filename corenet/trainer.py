@@ -51,7 +51,7 @@ def _check_targets(y, n: int, component: str):
     return np.ascontiguousarray(y)
 
 
-def _sample_losses(model, loss, xb, yb):
+def sample_losses(model, loss, xb, yb):
     """Per-sample loss values of a batch (fused pre-activation path when it applies)."""
     fuse = loss.fused_activation is not None and loss.fused_activation == model.output_activation
     out = model.forward(xb, logits=fuse)
@@ -79,7 +79,7 @@ def evaluate_model(model, X, y, *, loss, metrics=(), batch_size: int = 1024,
         for i in range(0, X.shape[0], batch_size):
             xb, yb = X[i:i + batch_size], y[i:i + batch_size]
             if loss is not None:
-                v, out = _sample_losses(model, loss, xb, yb)
+                v, out = sample_losses(model, loss, xb, yb)
                 values.append(v)
             else:
                 out = model.forward(xb)
@@ -212,7 +212,7 @@ class Trainer:
         self._params = model.parameters()
         extra = [registry.create("callback", c) for c in callbacks]
         registered = []
-        for cb in self.callbacks + extra:
+        for cb in self.callbacks + extra + self.regularizers:  # hook-acting regularizers too
             if self._pm.is_registered(cb):
                 continue
             self._pm.register(cb)
@@ -246,7 +246,9 @@ class Trainer:
                 total, count = 0.0, 0
                 for b, start in enumerate(stops):
                     idx = order[start:start + batch_size]
-                    xb = X[idx] if shuffle else X[start:start + batch_size]
+                    # batch_begin hooks (augmentation) may rewrite the batch: give them a copy
+                    copy = shuffle or self._active["corenet_on_batch_begin"]
+                    xb = X[idx] if copy else X[start:start + batch_size]
                     yb = y[idx] if shuffle else y[start:start + batch_size]
                     wb = None if sample_weight is None else sample_weight[idx]
                     value = self.train_step(xb, yb, wb, batch=b, check_finite=check_finite)
