@@ -210,9 +210,10 @@ class DenseStep:
                 return self._step_labels(xb, labels)
             targets = self.loss.prepare_targets(self.out, y)
             return self._step_dense(xb, np.ascontiguousarray(targets), _LOSS_CODES["ce_dense"])
-        targets = self.loss.prepare_targets(self.out, yb)
-        return self._step_dense(xb, np.ascontiguousarray(targets),
-                                _LOSS_CODES[self.loss_kind])
+        if not (isinstance(yb, np.ndarray) and yb.dtype == self.out.dtype
+                and yb.shape == self.out.shape and yb.flags.c_contiguous):
+            yb = np.ascontiguousarray(self.loss.prepare_targets(self.out, yb))
+        return self._step_dense(xb, yb, _LOSS_CODES[self.loss_kind])
 
     def _step_labels(self, xb, labels):
         self._plan.set_loss(_LOSS_CODES["ce_labels"])

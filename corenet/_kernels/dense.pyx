@@ -17,7 +17,7 @@ from cython cimport floating
 from libc.stdint cimport int64_t
 from libc.math cimport sqrt
 from libc.stdlib cimport calloc, free
-from scipy.linalg.cython_blas cimport sgemm, dgemm
+from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 from corenet._kernels.activations cimport _fwd, _bwd
 from corenet._kernels.softmax_ce cimport _ce_row
@@ -63,6 +63,15 @@ cdef inline void _gemm(char ta, char tb, int m, int n, int k, floating alpha,
         dgemm(&ta, &tb, &m, &n, &k, &alpha, a, &lda, b, &ldb, &beta, c, &ldc)
 
 
+cdef inline void _gemv(char ta, int m, int n, floating alpha, floating* a, int lda,
+                       floating* x, floating beta, floating* y) noexcept nogil:
+    cdef int one = 1
+    if floating is float:
+        sgemv(&ta, &m, &n, &alpha, a, &lda, x, &one, &beta, y, &one)
+    else:
+        dgemv(&ta, &m, &n, &alpha, a, &lda, x, &one, &beta, y, &one)
+
+
 cdef void _forward(LayerSlot* L, floating* X, int B) noexcept nogil:
     """S = X Wᵀ + b (row-major: Sᵀ = W·Xᵀ in column-major terms); A = f(S)."""
     cdef floating* S = <floating*>L.S
@@ -73,8 +82,12 @@ cdef void _forward(LayerSlot* L, floating* X, int B) noexcept nogil:
         for i in range(B):
             for j in range(dout):
                 S[i * dout + j] = b[j]
-    _gemm(c'T', c'N', dout, B, L.din, <floating>1.0, <floating*>L.W, L.din, X, L.din,
-          <floating>(1.0 if b != NULL else 0.0), S, dout)
+    if B == 1:   # one sample: s = W x (+ b) is a matrix-vector product
+        _gemv(c'T', L.din, dout, <floating>1.0, <floating*>L.W, L.din, X,
+              <floating>(1.0 if b != NULL else 0.0), S)
+    else:
+        _gemm(c'T', c'N', dout, B, L.din, <floating>1.0, <floating*>L.W, L.din, X, L.din,
+              <floating>(1.0 if b != NULL else 0.0), S, dout)
     if L.A != L.S:
         _fwd(L.act, <const floating*>S, <floating*>L.A, 0, <Py_ssize_t>B * dout, L.p1, L.p2)
 
@@ -128,8 +141,12 @@ cdef void _backward(LayerSlot* L, floating* X, int B) noexcept nogil:
             for j in range(dout):
                 gb[j] += D[i * dout + j]
     if L.dX != NULL:
-        _gemm(c'N', c'N', L.din, B, dout, <floating>1.0, <floating*>L.W, L.din, D, dout,
-              <floating>0.0, <floating*>L.dX, L.din)
+        if B == 1:   # dx = Wᵀ d
+            _gemv(c'N', L.din, dout, <floating>1.0, <floating*>L.W, L.din, D,
+                  <floating>0.0, <floating*>L.dX)
+        else:
+            _gemm(c'N', c'N', L.din, B, dout, <floating>1.0, <floating*>L.W, L.din, D, dout,
+                  <floating>0.0, <floating*>L.dX, L.din)
 
 
 cdef inline double _effective_grad(floating* w, floating* g, floating* mask, Py_ssize_t i,
@@ -145,9 +162,26 @@ cdef inline double _effective_grad(floating* w, floating* g, floating* mask, Py_
 
 cdef void _sgd(floating* w, floating* g, floating* mask, floating* v, Py_ssize_t n,
                double lr, double mu, double tau, bint nesterov, double wd) noexcept nogil:
-    """optimizers.md §1-3 with coupled weight decay; masks on g before and on w after."""
+    """optimizers.md §1-3 with coupled weight decay; masks on g before and on w after.
+
+    The common cases (no mask, no decay, no dampening) run branch-free loops in the array
+    dtype, as NumPy's in-place updates of the layer path do; the rest the general loop."""
     cdef Py_ssize_t i
     cdef double gi
+    cdef floating lr_f = <floating>lr, mu_f = <floating>mu
+    if mask == NULL and wd == 0.0 and tau == 0.0:
+        if v == NULL:
+            for i in range(n):
+                w[i] = w[i] - lr_f * g[i]
+        elif nesterov:
+            for i in range(n):
+                v[i] = mu_f * v[i] + g[i]
+                w[i] = w[i] - lr_f * (g[i] + mu_f * v[i])
+        else:
+            for i in range(n):
+                v[i] = mu_f * v[i] + g[i]
+                w[i] = w[i] - lr_f * v[i]
+        return
     for i in range(n):
         gi = _effective_grad(w, g, mask, i, wd)
         if v == NULL:
