@@ -159,7 +159,59 @@ def run(threads, reps):
     return rows
 
 
-def report(results, reps, loads):
+def activation_split(reps):
+    """corenet only, 1 thread, preallocated outputs: forward and backward times apart."""
+    config.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(SHAPE).astype(np.float32)
+    g = rng.standard_normal(SHAPE).astype(np.float32)
+    o = np.empty_like(x)
+    from_y = ("sigmoid", "sigmoid_symmetric", "tanh", "scaled_tanh", "elu", "selu")
+
+    def med(f):
+        f()
+        ts = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+        return float(np.median(ts)) * 1e3
+
+    rows = []
+    for name in sorted(K.ACTIVATION_CODES):
+        y = K.activation_forward(name, x)
+        tf = med(lambda: K.activation_forward(name, x, out=o))
+        tb = None
+        if name != "sign":
+            fy = name in from_y
+            tb = med(lambda: K.activation_backward(name, None if fy else x, y if fy else None,
+                                                   g, out=o))
+        rows.append((name, tf, tb))
+    return rows
+
+
+NOTES = """## Notes on the activation kernels
+
+The split above shows where the activation time goes (corenet only, 1 thread,
+preallocated outputs). Two causes, both in `corenet/_kernels/activations.pyx`:
+
+* Data-dependent branches: `relu`/`leaky_relu`/`generalized_relu` backward (and the
+  leaky forward, `elu`/`selu` backward) are written as `a if x <= 0 else b` on double
+  temporaries; with random signs the branch mispredicts about half the time and the loop
+  does not vectorise (relu forward, which gcc turns into a max, runs ~50x faster than
+  relu backward on the same data). A branch-free select in the `floating` type (e.g.
+  `dx = dy * (x > 0)` or a select gcc can turn into a blend) should bring them to
+  memory speed (~PyTorch).
+* Transcendentals: every element calls double-precision libm (`exp`, `tanh`, `erf`,
+  `log1p`) from a scalar loop, ~15-35 ns/element; PyTorch uses vectorised float32
+  approximations (SLEEF/AVX2). Options: float32 specialisations calling `expf`/`tanhf`/
+  `erff`; glibc 2.36 libmvec (vector `expf`, `tanhf`, `log1pf`, `erff`) reachable with
+  `#pragma omp simd` / `-fopenmp-simd -fno-math-errno`; or one `exp` per element for
+  sigmoid/tanh/silu/gelu-tanh instead of separate calls.
+"""
+
+
+def report(results, reps, loads, split=None):
     import torch
 
     lines = ["# Pooling and activation kernels vs PyTorch CPU", "",
@@ -188,6 +240,13 @@ def report(results, reps, loads):
                      f"missed: " + (", ".join(f"{n} {s:.2f}x (PyTorch {1 / s:.1f}x faster)"
                                              for n, s in missed) or "none") + ".")
         lines.append("")
+    if split:
+        rows, load = split
+        lines += ["## corenet activation forward / backward split (1 thread, out= buffers)", "",
+                  f"Load average before {load}.", "", "| activation | fwd ms | bwd ms |",
+                  "|---|---:|---:|"]
+        lines += [f"| {n} | {f:.2f} | {'-' if b is None else f'{b:.2f}'} |" for n, f, b in rows]
+        lines += ["", NOTES]
     return "\n".join(lines)
 
 
@@ -202,7 +261,9 @@ def main():
         before = tuple(round(v, 2) for v in os.getloadavg())
         results[t] = run(t, args.reps)
         loads[t] = (before, tuple(round(v, 2) for v in os.getloadavg()))
-    text = report(results, args.reps, loads)
+    before = tuple(round(v, 2) for v in os.getloadavg())
+    split = (activation_split(max(5, args.reps // 3)), before)
+    text = report(results, args.reps, loads, split)
     print(text)
     if args.out:
         with open(args.out, "w") as f:

@@ -52,10 +52,16 @@ class Model:
     def _attach_layers(self) -> None:
         """Let layers that refer to other layers of the model (``tied_dense``) resolve
         those references before the model is built."""
+        by_key = None
         for layer in self.layers_in_order():
             attach = getattr(layer, "attach", None)
             if callable(attach):
                 attach(self)
+            resolve = getattr(layer, "resolve_references", None)
+            if callable(resolve):
+                if by_key is None:
+                    by_key = {other.key: other for other in self.layers_in_order()}
+                resolve(by_key)
 
     def build(self, input_shape) -> "Model":
         raise NotImplementedError

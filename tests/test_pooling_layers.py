@@ -218,3 +218,70 @@ def test_return_indices_and_config():
         .get_config()
     assert cfg["kernel_size"] == [3, 2] and cfg["padding"] == [[1, 1], [0, 1]]
     assert AvgPool2d.from_config(cfg).get_config() == cfg
+
+
+# ----------------------------------------------------------------------------- second order
+def check_linear_passes(layer, xs, eps=1e-6):
+    """The R-forward of unit vectors gives the Jacobian J of ``layer`` at ``xs`` (checked
+    against central differences of forward); R-backward must apply Jᵀ to dy and R{dy},
+    the Gauss-Newton diagonal pass (J∘J)ᵀ. Only the first input varies."""
+    multi = len(xs) > 1
+    y = layer.forward(*xs)
+    x = xs[0]
+
+    def tangent(v):
+        return [v] + [None] * (len(xs) - 1) if multi else v
+
+    J = np.stack([layer.rop_forward(tangent(e.reshape(x.shape)), []).ravel()
+                  for e in np.eye(x.size)], axis=1)
+    num = np.empty_like(J)
+    for i in range(x.size):
+        xp, xm = x.copy(), x.copy()
+        xp.flat[i] += eps
+        xm.flat[i] -= eps
+        diff = layer.forward(xp, *xs[1:]) - layer.forward(xm, *xs[1:])
+        num[:, i] = (diff / (2 * eps)).ravel()
+    np.testing.assert_allclose(J, num, rtol=1e-6, atol=1e-8)
+    layer.forward(*xs)                                     # restore the caches
+    assert layer.rop_forward(tangent(None), []) is None
+    rng = np.random.default_rng(9)
+    dy, dy_dot = rng.standard_normal(y.shape), rng.standard_normal(y.shape)
+    h = rng.random(y.shape)
+    dx, dx_dot = layer.rop_backward(dy, dy_dot, [], [])
+    g = layer.diag_gn_backward(h, [])
+    if multi:
+        dx, dx_dot, g = dx[0], dx_dot[0], g[0]
+    np.testing.assert_allclose(dx.ravel(), J.T @ dy.ravel(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_dot.ravel(), J.T @ dy_dot.ravel(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g.ravel(), (J ** 2).T @ h.ravel(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: MaxPool2d(2), (2, 5, 4)), (lambda: MaxPool2d(3, 1, 1), (1, 4, 5)),
+    (lambda: MaxPool1d(3, 2, 1), (2, 7)), (lambda: AvgPool2d(3, 2, 1), (1, 5, 5)),
+    (lambda: AvgPool2d(3, 2, 1, count_include_pad=False), (2, 5, 4)),
+    (lambda: AvgPool1d(2, 1), (2, 5)), (lambda: GlobalAvgPool(), (2, 3, 2)),
+    (lambda: GlobalMaxPool(keepdims=True), (2, 3, 2))])
+def test_second_order_passes(make, shape):
+    x = np.random.default_rng(3).standard_normal((2,) + shape)
+    check_linear_passes(make(), [x])
+
+
+def test_unpool_second_order_passes_and_hvp():
+    from corenet import curvature
+    x = np.random.default_rng(4).standard_normal((2, 1, 5, 5))
+    pool = MaxPool2d(3, 1, 1)                         # overlapping: repeated switches
+    pool.forward(x)
+    un = MaxUnpool2d(switches_from=pool)
+    un.build((1, 5, 5))
+    check_linear_passes(un, [pool.forward(x)])
+    # R-operator Hessian-vector products through pooling agree with finite differences
+    rng = np.random.default_rng(5)
+    model = Sequential([Dense(8, activation="tanh"), ("reshape", {"shape": (2, 4)}),
+                        MaxPool1d(2, 1), AvgPool1d(2), "flatten", Dense(2)], random_state=0)
+    X, y = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    model.build((3,))
+    v = rng.standard_normal(model.get_flat_parameters().size)
+    np.testing.assert_allclose(curvature.hvp(model, "mse", X, y, v),
+                               curvature.hvp(model, "mse", X, y, v, method="finite_difference"),
+                               rtol=1e-5, atol=1e-8)

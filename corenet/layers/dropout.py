@@ -16,12 +16,28 @@ from ..errors import HyperparameterError, ShapeError, check_positive, check_rang
 from ..layer import Layer
 from ..plugins import hookimpl
 
+class _DiagonalPasses:
+    """Second-order passes (networks.md §7.2, §7.5) of a layer that multiplies its input
+    element-wise by the factor d of its last forward pass (mask, scale or 1 + σε; additive
+    noise has d = 1): R-forward and backward are both ``· d`` (= ``_backward``), the
+    Gauss-Newton diagonal pass is ``h · d²`` (backward applied twice)."""
+
+    def _rop_forward(self, x_dot, tangents):
+        return None if x_dot is None else self._backward(x_dot)
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        return self._backward(dy), self._backward(dy_dot)
+
+    def _diag_gn_backward(self, h, diag):
+        return self._backward(self._backward(h))
+
+
 SELU_LAMBDA = 1.0507009873554804934
 SELU_ALPHA = 1.6732632423543772848
 ALPHA_PRIME = -SELU_LAMBDA * SELU_ALPHA      # α′ = −λα, the SELU saturation value
 
 
-class Dropout(Layer):
+class Dropout(_DiagonalPasses, Layer):
     """Dropout (``layer:dropout``, regularization.md §5.1, D-36).
 
     ``rate = p`` is the **drop** probability, ``q = 1 − p``. Training: ``m ~ Bernoulli(q)``
@@ -121,7 +137,7 @@ class Dropout2d(Dropout):
         return ((1,) if self.shared_mask else shape[:1]) + (shape[1],) + (1,) * (len(shape) - 2)
 
 
-class AlphaDropout(Layer):
+class AlphaDropout(_DiagonalPasses, Layer):
     """Alpha-dropout for SELU networks (``layer:alpha_dropout``, regularization.md §5.3).
 
     With ``α′ = −λα`` (SELU constants) and ``q = 1 − rate``:
@@ -164,7 +180,7 @@ class AlphaDropout(Layer):
         return {"rate": self.rate, **super().get_config()}
 
 
-class GaussianNoise(Layer):
+class GaussianNoise(_DiagonalPasses, Layer):
     """Input / neuron noise (``layer:gaussian_noise``, regularization.md §3.1).
 
     Training: ``ε ~ 𝒩(0, 1)`` element-wise, fresh every forward pass;

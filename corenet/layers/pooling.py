@@ -1,5 +1,9 @@
 """Pooling layers and max-unpooling (convolution.md §5-6, D-20, D-70, D-71).
 
+All of them are linear in their input for the switches of their last forward pass, so
+they implement the second-order passes (R-operator and Gauss-Newton diagonal,
+networks.md §7.2 and §7.5; max pool ``Ẏ = Ẋ[switch]``).
+
 ``max_pool1d``, ``max_pool2d``, ``avg_pool1d``, ``avg_pool2d``, ``global_avg_pool``,
 ``global_max_pool`` and ``max_unpool2d``. Layouts: ``(N, C, H, W)`` for 2-D layers and
 ``(N, C, L)`` for 1-D layers (run as 2-D with H = 1). The compiled kernels of
@@ -45,7 +49,23 @@ def _jsonable(v):
     return int(v) if isinstance(v, np.integer) else v
 
 
-class _Pool(Layer):
+class _LinearPasses:
+    """Second-order passes (networks.md §7.2, §7.5) of a layer that is linear in its input
+    for the switches cached by its last forward: ``y = J x``. R-forward ``ẏ = J ẋ``;
+    R-backward applies ``Jᵀ`` (= backward) to dy and R{dy} (J does not depend on θ);
+    the Gauss-Newton diagonal pass maps h through the squared entries of J (``_gn``)."""
+
+    def _rop_forward(self, x_dot, tangents):
+        return None if x_dot is None else self._lin(np.ascontiguousarray(x_dot))
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        return self._backward(dy), self._backward(np.ascontiguousarray(dy_dot))
+
+    def _diag_gn_backward(self, h, diag):
+        return self._gn(np.ascontiguousarray(h))
+
+
+class _Pool(_LinearPasses, Layer):
     """Shared window handling of the 1-D and 2-D pooling layers."""
 
     spatial = 2
@@ -152,6 +172,16 @@ class MaxPool2d(_Pool):
         dx = K.max_pool2d_backward(dy4, self.switches.reshape(dy4.shape), self._x_shape4)
         return dx.reshape((dx.shape[0],) + self.input_shape)
 
+    def _lin(self, x_dot):
+        """``Ẏ = Ẋ[switch]`` (same switches)."""
+        n, c = self._x_shape4[:2]
+        planes = self._as4(x_dot).reshape(n * c, -1)
+        return np.take_along_axis(planes, self.switches.reshape(n * c, -1), axis=1) \
+            .reshape(self.switches.shape)
+
+    def _gn(self, h):
+        return self._backward(h)                 # the entries of J are 0 or 1
+
     def get_config(self):
         return {**super().get_config(), "return_indices": self.return_indices}
 
@@ -205,6 +235,21 @@ class AvgPool2d(_Pool):
                                    self.count_include_pad)
         return dx.reshape((dx.shape[0],) + self.input_shape)
 
+    def _lin(self, x_dot):
+        g = self._geom
+        return self._out(K.avg_pool2d_forward(self._as4(x_dot), g.kernel_size, g.stride,
+                                              g.padding, self.count_include_pad))
+
+    def _gn(self, h):
+        """``h_x = Σ_windows h_y / m²``: the backward pass of ``h / m``."""
+        g = self._geom
+        k = g.kernel_size[0] * g.kernel_size[1]
+        if self.count_include_pad:
+            return self._backward(h) * self.dtype.type(1.0 / k)
+        ones = np.ones((1, 1) + self._x_shape4[2:], dtype=self.dtype)
+        m = K.avg_pool2d_forward(ones, g.kernel_size, g.stride, g.padding, True) * k
+        return self._backward(np.ascontiguousarray(h / self._out(m)))
+
     def get_config(self):
         return {**super().get_config(), "count_include_pad": self.count_include_pad}
 
@@ -223,7 +268,7 @@ class AvgPool1d(AvgPool2d):
     spatial = 1
 
 
-class _GlobalPool(Layer):
+class _GlobalPool(_LinearPasses, Layer):
     """Pooling over all spatial positions of ``(N, C, H, W)`` or ``(N, C, L)``."""
 
     def __init__(self, keepdims: bool = False, *, trainable: bool = True):
@@ -283,6 +328,13 @@ class GlobalAvgPool(_GlobalPool):
         dx = K.avg_pool2d_backward(self._dy4(dy), self._x_shape4, (1, self._x_shape4[3]))
         return dx.reshape((dx.shape[0],) + self.input_shape)
 
+    def _lin(self, x_dot):
+        x4 = self._as4(x_dot)
+        return self._finish(K.avg_pool2d_forward(x4, (1, x4.shape[3])))
+
+    def _gn(self, h):
+        return self._backward(h) * self.dtype.type(1.0 / self._x_shape4[3])
+
 
 class GlobalMaxPool(_GlobalPool):
     """Global max pooling (``layer:global_max_pool``, convolution.md §5.3):
@@ -309,8 +361,17 @@ class GlobalMaxPool(_GlobalPool):
         dx = K.max_pool2d_backward(self._dy4(dy), self._sw4, self._x_shape4)
         return dx.reshape((dx.shape[0],) + self.input_shape)
 
+    def _lin(self, x_dot):
+        n, c = self._x_shape4[:2]
+        y = np.take_along_axis(self._as4(x_dot).reshape(n * c, -1), self._sw4.reshape(n * c, 1),
+                               axis=1)
+        return self._finish(y.reshape(n, c, 1, 1))
 
-class MaxUnpool2d(Layer):
+    def _gn(self, h):
+        return self._backward(h)
+
+
+class MaxUnpool2d(_LinearPasses, Layer):
     """Max-unpooling with switches (``layer:max_unpool2d``, convolution.md §6.1, D-71).
 
     ``Y = zeros(N, C, H_out, W_out); Y.flat_plane[switch] = X`` with the switches of the
@@ -410,6 +471,12 @@ class MaxUnpool2d(Layer):
     def _backward(self, dy):
         check_array(dy, self.label, ndim=4, dtype=self.dtype, name="dy")
         return K.max_unpool2d_backward(dy, self._sw)
+
+    def _lin(self, x_dot):
+        return K.max_unpool2d_forward(x_dot, self._sw, self._out_hw(x_dot.shape[1:]))
+
+    def _gn(self, h):
+        return self._backward(h)
 
     def get_config(self):
         src = self.switches_from

@@ -4,10 +4,12 @@
 ``zero_pad2d``, ``crop2d``, ``center_crop`` (U-Net skip), ``upsample_nearest2d`` (the
 "copy to the neighbourhood" unpooling, transpose of sum pooling) and
 ``upsample_bilinear2d``. Maps are ``(N, C, H, W)``; ``center_crop`` also takes
-``(N, C, L)``. Padding and cropping amounts are an int (all sides), a pair ``(rows,
-columns)`` (both sides of each axis) or ``((top, bottom), (left, right))`` — the
-per-axis ``(lo, hi)`` convention of convolution.md §2 (not PyTorch's flat
-``(left, right, top, bottom)``, which is refused to avoid the ambiguity).
+``(N, C, L)``. All are linear maps and implement the second-order passes (R-operator and
+Gauss-Newton diagonal, networks.md §7.2, §7.5). Padding and cropping amounts are an int
+(all sides), a pair ``(rows, columns)`` (both sides of each axis) or
+``((top, bottom), (left, right))`` — the per-axis ``(lo, hi)`` convention of
+convolution.md §2 (not PyTorch's flat ``(left, right, top, bottom)``, which is refused to
+avoid the ambiguity).
 """
 from __future__ import annotations
 
@@ -43,6 +45,28 @@ def _sides(value, component, name):
     return tuple((int(a), int(b)) for a, b in pairs)
 
 
+class _LinearPasses:
+    """Second-order passes (networks.md §7.2, §7.5) of a layer that is linear in its
+    input, ``y = J x``: R-forward ``ẏ = J ẋ`` (``_lin``, by default the forward map),
+    R-backward ``Jᵀ`` (= backward) on dy and R{dy}; the Gauss-Newton diagonal pass maps h
+    through the squared entries of J (``_gn``, by default backward: 0/1 entries)."""
+
+    def _lin(self, x_dot):
+        return self._forward(x_dot)
+
+    def _gn(self, h):
+        return self._backward(h)
+
+    def _rop_forward(self, x_dot, tangents):
+        return None if x_dot is None else self._lin(np.ascontiguousarray(x_dot))
+
+    def _rop_backward(self, dy, dy_dot, tangents, rgrads):
+        return self._backward(dy), self._backward(np.ascontiguousarray(dy_dot))
+
+    def _diag_gn_backward(self, h, diag):
+        return self._gn(np.ascontiguousarray(h))
+
+
 def _check4(layer, x, name="input"):
     check_array(x, layer.label, ndim=4, name=name)
     return x
@@ -55,7 +79,7 @@ def _need_rank(layer, input_shape, ranks=(3,)):
                          f"{tuple(input_shape)}")
 
 
-class ZeroPad2d(Layer):
+class ZeroPad2d(_LinearPasses, Layer):
     """Zero padding (``layer:zero_pad2d``): ``Y = 0`` of shape ``(N, C, H + top + bottom,
     W + left + right)`` with ``Y[:, :, top:top+H, left:left+W] = X``; backward takes that
     window of dY. ``padding``: int, ``(rows, columns)`` or ``((top, bottom), (left, right))``.
@@ -99,7 +123,7 @@ class ZeroPad2d(Layer):
         return {"padding": [list(p) for p in self.padding], **super().get_config()}
 
 
-class Crop2d(Layer):
+class Crop2d(_LinearPasses, Layer):
     """Cropping (``layer:crop2d``): removes ``cropping`` rows/columns, ``Y = X[:, :,
     top:H−bottom, left:W−right]``; backward writes dY into those positions of a zero
     array. ``cropping``: int, ``(rows, columns)`` or ``((top, bottom), (left, right))``."""
@@ -146,7 +170,7 @@ class Crop2d(Layer):
         return {"cropping": [list(p) for p in self.cropping], **super().get_config()}
 
 
-class CenterCrop(Layer):
+class CenterCrop(_LinearPasses, Layer):
     """Centre crop for U-Net skips (``layer:center_crop``, convolution.md §8.3).
 
     Crops the spatial axes of ``(N, C, H, W)`` (or ``(N, C, L)``) to a target size with
@@ -233,11 +257,16 @@ class CenterCrop(Layer):
             return dx, np.zeros(self._ref_shape, dtype=dy.dtype)
         return dx
 
+    def _rop_forward(self, x_dot, tangents):
+        if self.size is None:               # two inputs: only x matters
+            x_dot = x_dot[0]
+        return None if x_dot is None else np.ascontiguousarray(x_dot[self._window])
+
     def get_config(self):
         return {"size": None if self.size is None else list(self.size), **super().get_config()}
 
 
-class UpsampleNearest2d(Layer):
+class UpsampleNearest2d(_LinearPasses, Layer):
     """Nearest-neighbour copy (``layer:upsample_nearest2d``, convolution.md §6.2, D-71):
     ``Y[n, c, i, j] = X[n, c, ⌊i/s⌋, ⌊j/s⌋]`` (Kronecker product with an s×s block of
     ones), ``(N, C, H, W) → (N, C, sH, sW)``; backward sums dY over each s×s block (it is
@@ -272,6 +301,12 @@ class UpsampleNearest2d(Layer):
         check_array(dy, self.label, ndim=4, dtype=self.dtype, name="dy")
         return K.upsample_nearest2d_backward(dy, self.scale, self.upsample_mode)
 
+    def _gn(self, h):
+        dx = self._backward(h)                  # entries 1, or 1/s² for avg_transpose
+        if self.upsample_mode == "avg_transpose":
+            dx *= self.dtype.type(1.0 / (self.scale[0] * self.scale[1]))
+        return dx
+
     def get_config(self):
         return {"scale_factor": self.scale_factor, "mode": self.upsample_mode,
                 **super().get_config()}
@@ -300,7 +335,7 @@ def bilinear_matrix(n_in: int, n_out: int, scale=None, align_corners: bool = Fal
     return a.astype(dtype)
 
 
-class UpsampleBilinear2d(Layer):
+class UpsampleBilinear2d(_LinearPasses, Layer):
     """Bilinear upsampling (``layer:upsample_bilinear2d``), PyTorch's
     ``interpolate(mode="bilinear")`` conventions (the spec only names bilinear
     resizing): ``align_corners=False`` by default (half-pixel centres, see
@@ -364,6 +399,11 @@ class UpsampleBilinear2d(Layer):
     def _backward(self, dy):
         _check4(self, dy, "dy")
         return np.ascontiguousarray(np.matmul(np.matmul(self._ah.T, dy), self._aw))
+
+    def _gn(self, h):
+        """``h_x = (A_h²)ᵀ h (A_w²)`` (squared Jacobian entries ``A_h[o,i]² A_w[p,j]²``)."""
+        _check4(self, h, "h")
+        return np.ascontiguousarray(np.matmul(np.matmul((self._ah ** 2).T, h), self._aw ** 2))
 
     def get_config(self):
         sf = self.scale_factor
