@@ -155,11 +155,13 @@ def test_unpool_object_reference_config_uses_the_key():
     model.build((1, 4, 4))
     cfg = model.get_config()
     assert cfg["layers"][1]["config"]["switches_from"] == "0"
-    clone = Sequential.from_config(cfg)
-    with pytest.raises(RuntimeError, match="link_layers"):
-        clone.forward(X1)
-    link_layers(clone)
+    clone = Sequential.from_config(cfg)   # building resolves the key to the pool layer
     np.testing.assert_array_equal(clone.forward(X1), model.forward(X1))
+    link_layers(clone)                    # still available, and idempotent
+    np.testing.assert_array_equal(clone.forward(X1), model.forward(X1))
+    lone = MaxUnpool2d(switches_from="0", output_size=(4, 4))
+    with pytest.raises(RuntimeError, match="link_layers"):
+        lone.forward(X1)
 
 
 def test_unpool_errors():
