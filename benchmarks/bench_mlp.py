@@ -3,7 +3,7 @@
 Usage (from the repository root)::
 
     python benchmarks/bench_mlp.py                  # threads 1 and 2, float32 and float64
-    python benchmarks/bench_mlp.py --quick          # shorter repeats (about 40 s)
+    python benchmarks/bench_mlp.py --quick          # shorter repeats (about 1 min)
     python benchmarks/bench_mlp.py --markdown out.md --json out.json
 
 Networks and batches: 784-300-100-10 (relu, softmax cross-entropy on integer labels) at
@@ -16,12 +16,16 @@ Method: one worker process per implementation and thread count (``OPENBLAS_NUM_T
 ``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``, ``CORENET_NUM_THREADS`` set to n in its
 environment, plus ``threadpoolctl.threadpool_limits(n)`` and ``corenet.set_num_threads(n)``
 or ``torch.set_num_threads(n)`` inside). Per configuration every worker builds its model
-and pre-sliced batches, warms up, then the repeats are interleaved across the workers
-(round-robin, so a load change on the machine hits every implementation alike) and the
-median steps/s is reported. Memory: the peak RSS of the worker while training that
-configuration (Linux ``VmHWM``, reset before each configuration) and its increase over the
-worker's RSS before the model and data were built; for corenet and the twin also the
-tracemalloc peak of NumPy allocations over 3 steps.
+and pre-sliced batches and warms up; then, with 1 thread, the repeats are interleaved
+round-robin across the workers (a load change hits every implementation alike), with more
+threads each worker runs its repeats in one block after ``--settle`` seconds of quiet
+(idle BLAS/OpenMP threads spin-wait for a while). The median steps/s is reported.
+Memory: the peak RSS of the worker while training that configuration (Linux ``VmHWM``,
+reset before each configuration) and its increase over the worker's RSS before the model
+and data were built; for NumPy-based code also the tracemalloc peak of 3 steps.
+Noise: *foreign tasks*, the mean number of runnable tasks besides the benchmark while a
+configuration is measured (``/proc/loadavg``); rows above 0.5 per core or with a spread
+above 50 % are marked "(noisy)". ``--wait-quiet`` waits for a quiet machine.
 
 Targets (float32, same thread count, corenet/PyTorch): 784 net ≥ 2x at batch 1, ≥ 1.2x at
 32 and 128, ≥ 0.9x at 1024; 2-5-1 ≥ 10x at batch 1. Float64 is reported without a verdict.
@@ -119,14 +123,36 @@ class RunQueueSampler(threading.Thread):
         return max(0.0, statistics.mean(self.samples) - 1 - threads)
 
 
-def wait_quiet(max_load: float, max_wait: float) -> None:
-    t0 = time.time()
-    while load() > max_load and time.time() - t0 < max_wait:
-        print(f"  load {load():.2f} > {max_load}: waiting...", flush=True)
-        time.sleep(10)
+def foreign_now(seconds: float = 1.0) -> float:
+    """Mean number of runnable tasks other than this sampler over ``seconds``."""
+    samples = []
+    for _ in range(int(seconds / 0.05)):
+        with open("/proc/loadavg") as f:
+            samples.append(int(f.read().split()[3].split("/")[0]))
+        time.sleep(0.05)
+    return max(0.0, statistics.mean(samples) - 1)
 
 
-def measure(workers, threads, args, log_settle=None) -> dict:
+class QuietWaiter:
+    """Before each configuration, wait (within a total budget of ``budget`` seconds) until
+    fewer than ``max_foreign`` foreign tasks are runnable, sampled over one second."""
+
+    def __init__(self, budget: float, max_foreign: float):
+        self.left, self.max_foreign = budget, max_foreign
+
+    def wait(self) -> None:
+        while self.left > 0:
+            t0 = time.time()
+            busy = foreign_now()
+            if busy < self.max_foreign:
+                return
+            print(f"  {busy:.1f} foreign runnable tasks: waiting "
+                  f"({self.left:.0f} s of --wait-quiet left)", flush=True)
+            time.sleep(4.0)
+            self.left -= time.time() - t0
+
+
+def measure(workers, threads, args) -> dict:
     """Median-of-repeats steps/s per worker for the configuration they are set up for.
 
     One thread: repeats interleaved round-robin across workers (a load change hits all
@@ -157,7 +183,8 @@ def run_threads(threads, impls, dtypes, args, log) -> tuple[list, dict]:
         for impl, w in workers.items():
             info[impl] = w.ask(op="hello")
         for dtype in dtypes:
-            for net, batch in CONFIGS:
+            for net, batch in args.configs:
+                args.waiter.wait()
                 row = {"threads": threads, "dtype": dtype, "net": net, "batch": batch,
                        "load_before": load(), "rates": {}, "memory": {}}
                 setup = {}
@@ -240,10 +267,10 @@ def markdown(rows, header=None) -> str:
                 f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(header['finished']))})", "",
                 f"Machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, Python "
                 f"{m['python']}; numpy {v.get('numpy')}, corenet {v.get('corenet')}, torch "
-                f"{v.get('torch', 'not installed')}; threads in effect (BLAS for corenet "
-                f"and the twin, torch.get_num_threads for PyTorch): "
+                f"{v.get('torch', 'not installed')}; threads in effect (every loaded BLAS "
+                f"library for corenet and the twin, torch.get_num_threads for PyTorch): "
                 + "; ".join(f"{t}: " + ", ".join(
-                    f"{impl} {val[0] if isinstance(val, list) and val else val}"
+                    f"{impl} {'/'.join(map(str, val)) if isinstance(val, list) else val}"
                     for impl, val in d.items())
                     for t, d in header["threads_in_effect"].items()), "",
                 f"Load average (1/5/15 min) before {lb[0]:.2f}/{lb[1]:.2f}/{lb[2]:.2f}, after "
@@ -308,6 +335,10 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (default 5, quick 3)")
     p.add_argument("--repeat-time", type=float, default=None, help="seconds per repeat")
     p.add_argument("--warmup", type=float, default=None, help="warm-up seconds")
+    p.add_argument("--configs", nargs="+", metavar="NET:BATCH",
+                   help="subset of the configurations, e.g. 784-300-100-10:128 (default: all)")
+    p.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS,
+                   help="implementations to run (default: all)")
     p.add_argument("--no-fit", action="store_true", help="skip the model.fit timing")
     p.add_argument("--no-layers", action="store_true",
                    help="skip corenet's layer-by-layer step (fast_path=False)")
@@ -315,14 +346,23 @@ def main(argv=None) -> int:
                    help="seconds of quiet before each worker's block when threads > 1")
     p.add_argument("--no-check", action="store_true", help="skip the same-math check")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                   help="wait up to SECONDS for the 1-min load to drop below --max-load")
-    p.add_argument("--max-load", type=float, default=0.5)
+                   help="before each configuration wait for fewer than --max-foreign "
+                        "foreign runnable tasks (sampled over 1 s), SECONDS in total at most")
+    p.add_argument("--max-foreign", type=float, default=0.3)
     p.add_argument("--env", action="append", default=[], metavar="VAR=VALUE",
                    help="extra environment variable for the workers (repeatable), e.g. "
                         "OMP_WAIT_POLICY=PASSIVE")
     p.add_argument("--markdown", help="write the result tables (Markdown) to this file")
     p.add_argument("--json", help="write the raw results (JSON) to this file")
     args = p.parse_args(argv)
+    if args.configs:
+        wanted = [tuple(c.rsplit(":", 1)) for c in args.configs]
+        args.configs = [(n, int(b)) for n, b in wanted]
+        unknown = [c for c in args.configs if c not in TARGETS]
+        if unknown:
+            p.error(f"unknown configuration(s) {unknown}; known: {sorted(TARGETS)}")
+    else:
+        args.configs = CONFIGS
     args.repeats = args.repeats or (3 if args.quick else 5)
     args.repeat_time = args.repeat_time or (0.06 if args.quick else 0.15)
     args.warmup = args.warmup or (0.05 if args.quick else 0.15)
@@ -331,15 +371,14 @@ def main(argv=None) -> int:
     skip = {"torch"} if not has_torch else set()
     skip |= {"fit"} if args.no_fit else set()
     skip |= {"layers"} if args.no_layers else set()
-    impls = [i for i in IMPLS if i not in skip]
+    impls = [i for i in args.impls if i not in skip]
     facts = machine_facts()
     print(f"machine: {facts['cpu']}, {facts['cores']} cores, Python {facts['python']}")
     print("PyTorch:", "installed" if has_torch else "not installed (column skipped)")
-    if args.wait_quiet:
-        wait_quiet(args.max_load, args.wait_quiet)
+    args.waiter = QuietWaiter(args.wait_quiet, args.max_foreign)
     load0 = os.getloadavg()
     print(f"load average before: {load0[0]:.2f} {load0[1]:.2f} {load0[2]:.2f}"
-          + ("  (busy machine: numbers are noisy)" if load0[0] > args.max_load else ""))
+          + ("  (busy machine: numbers are noisy)" if load0[0] > 0.5 * facts["cores"] else ""))
     t0 = time.time()
     check = None
     if not args.no_check:

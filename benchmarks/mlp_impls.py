@@ -165,17 +165,9 @@ class Worker:
         self.impl, self.threads = impl, threads
         self.limiter = None
         info = {"impl": impl, "threads": threads, "numpy": np.__version__}
-        if impl in ("corenet", "layers", "fit", "twin"):
-            try:
-                from threadpoolctl import threadpool_info, threadpool_limits
-
-                self.limiter = threadpool_limits(limits=threads, user_api="blas")
-                info["blas_threads"] = [d["num_threads"] for d in threadpool_info()
-                                        if d["user_api"] == "blas"]
-            except ImportError:
-                info["blas_threads"] = "threadpoolctl missing; OPENBLAS_NUM_THREADS only"
         if impl in ("corenet", "layers", "fit"):
             import corenet
+            import scipy.linalg  # noqa: F401  (its OpenBLAS serves corenet's compiled step)
 
             corenet.set_num_threads(threads)
             info["corenet"] = corenet.__version__
@@ -186,6 +178,15 @@ class Worker:
             torch.set_num_threads(threads)
             info["torch"] = torch.__version__
             info["torch_threads"] = torch.get_num_threads()
+        else:
+            try:   # after the imports: every BLAS library loaded by now gets the limit
+                from threadpoolctl import threadpool_info, threadpool_limits
+
+                self.limiter = threadpool_limits(limits=threads, user_api="blas")
+                info["blas_threads"] = [d["num_threads"] for d in threadpool_info()
+                                        if d["user_api"] == "blas"]
+            except ImportError:
+                info["blas_threads"] = "threadpoolctl missing; OPENBLAS_NUM_THREADS only"
         self.info = info
         self.run_k = None
         # import everything the first configuration would import lazily (plugins, torch

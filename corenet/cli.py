@@ -1,23 +1,35 @@
-"""The ``corenet`` console script.
+"""The ``corenet`` console script (argparse; ``--help`` on every command).
 
 Subcommands
 -----------
+``corenet train CONFIG``
+    Train the model of a TOML run configuration (:mod:`corenet.config_file`) with a
+    progress bar; write the model, ``history.json``/``.csv`` and learning-curve plots.
+``corenet evaluate MODEL`` / ``corenet predict MODEL INPUT`` / ``corenet summary MODEL``
+    Use a saved model (:mod:`corenet.cli_train`).
+``corenet prune`` / ``corenet grow``
+    Pruning (:mod:`corenet.prune_cli`) and cascade-correlation (:mod:`corenet.grow_cli`).
 ``corenet plugins [--category C] [--json]``
     Every registered component: category, name, class, providing distribution, version.
-``corenet demo [--epochs E] [--quick] [--seed S]``
-    The main job of the README: train on the bundled MNIST split and report the test
-    accuracy and the time taken.
+``corenet bench``
+    A quick built-in throughput check, or ``--script NAME`` for ``benchmarks/bench_NAME.py``
+    (:mod:`corenet.cli_bench`).
+``corenet demo [--quick]``
+    The main job of the README: MLP and LeNet-5 on the bundled MNIST split, pruning,
+    cascade-correlation on two-spirals, one report (:mod:`corenet.cli_demo`).
 
 ``corenet --version`` prints the installed version. ``main(argv)`` returns the exit
-status (0 on success, 1 on a corenet error, 2 on a usage error) so it can be called
-from tests; the console script passes it to ``sys.exit``.
+status (0 on success, 1 on an error — a corenet error, a bad value, a missing file:
+printed as one ``corenet: error: ...`` line, with the traceback when the environment
+variable ``CORENET_TRACEBACK`` is set —, 2 on a usage error) so it can be called from
+tests; the console script passes it to ``sys.exit``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import time
 from importlib import metadata
 
 from .registry import CATEGORIES
@@ -64,85 +76,45 @@ def cmd_plugins(args) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------ demo
-# The demo is a list of steps; each takes the loaded data (images (N, 1, 28, 28), labels
-# (N,)) and the options, and returns a dict of results (with "test_accuracy") printed as
-# one line. Later steps (a LeNet-style CNN, OBD/OBS pruning of the MLP,
-# cascade-correlation growing) are appended to DEMO_STEPS.
-
-def _load_mnist(args):
-    """The fixed 8000/2000 split of the bundled images (the split does not depend on
-    ``--seed``, which seeds initialisation and shuffling)."""
-    from .datasets import mnist_split
-
-    X_train, y_train, X_test, y_test = mnist_split()
-    if args.quick:
-        X_train, y_train = X_train[:2000], y_train[:2000]
-        X_test, y_test = X_test[:1000], y_test[:1000]
-    return X_train, y_train, X_test, y_test
-
-
-def demo_mlp(data, args) -> dict:
-    """MLP 784-256-128-10 (relu), softmax cross-entropy, SGD with Nesterov momentum 0.9,
-    lr 0.1 with a cosine schedule over the run, batches of 64.
-
-    Measured (8000/2000 split, 10 epochs; about 2-3 s of training on an idle 2-core
-    machine): test accuracy 96.20 / 95.75 / 96.20 / 96.05 % for seeds 0 / 1 / 2 / 3.
-    """
-    import corenet
-
-    X_train, y_train, X_test, y_test = data
-    epochs = args.epochs if args.epochs is not None else (3 if args.quick else 10)
-    dense = corenet.registry.get("layer", "dense")
-    flatten = corenet.registry.get("layer", "flatten")
-    model = corenet.Sequential([flatten(),
-                                dense(out_features=256, activation="relu"),
-                                dense(out_features=128, activation="relu"),
-                                dense(out_features=10)], random_state=args.seed)
-    model.compile(loss="cross_entropy",
-                  optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True},
-                  scheduler={"name": "cosine", "T": epochs},
-                  metrics=["accuracy"])
-    model.fit(X_train, y_train, epochs=epochs, batch_size=64, random_state=args.seed,
-              verbose=args.verbose)
-    result = model.evaluate(X_test, y_test)
-    return {"test_accuracy": result["accuracy"], "epochs": epochs,
-            "parameters": model.n_parameters()}
-
-
-DEMO_STEPS = [
-    ("mlp", "MLP 784-256-128-10", demo_mlp),
-    # ("cnn", "LeNet-style CNN", demo_cnn),          # convolution issue
-    # ("prune", "OBD pruning of the MLP", demo_prune),  # pruning issue
-    # ("grow", "cascade-correlation", demo_grow),      # growing issue
-]
-
-
-def cmd_demo(args) -> int:
-    t0 = time.perf_counter()
-    data = _load_mnist(args)
-    print(f"MNIST (bundled split): {len(data[0])} training, {len(data[2])} test images"
-          f"{' (--quick subset)' if args.quick else ''}; seed {args.seed}")
-    for key, title, step in DEMO_STEPS:
-        if args.steps and key not in args.steps:
-            continue
-        start = time.perf_counter()
-        result = step(data, args)
-        seconds = time.perf_counter() - start
-        details = ", ".join(f"{k} {v}" for k, v in result.items() if k != "test_accuracy")
-        print(f"[{key}] {title}: test accuracy {100 * result['test_accuracy']:.2f}% "
-              f"({details}) in {seconds:.1f} s")
-    print(f"total time {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
 # ------------------------------------------------------------------------------ parser
+def _add_prune(sub) -> None:
+    """``corenet prune`` from :mod:`corenet.prune_cli` (owned by the pruning work)."""
+    from importlib.util import find_spec
+
+    if find_spec("corenet.prune_cli") is None:  # PLACEHOLDER until corenet/prune_cli.py exists
+        p = sub.add_parser("prune", help="prune a trained model (not available in this build)",
+                           description="Pruning from the command line needs "
+                           "corenet/prune_cli.py, which this build does not have.")
+        p.set_defaults(func=_missing("prune", "corenet/prune_cli.py"))
+        return
+    from .prune_cli import add_prune_parser
+
+    add_prune_parser(sub)
+
+
+def _missing(command, module):
+    def run(args) -> int:
+        print(f"corenet: error: 'corenet {command}' is not available in this build "
+              f"({module} is missing)", file=sys.stderr)
+        return 1
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .cli_bench import add_bench_parser
+    from .cli_demo import add_demo_parser
+    from .cli_train import add_parsers
+    from .grow_cli import add_grow_parser
+
     parser = argparse.ArgumentParser(
         prog="corenet", description="corenet: neural networks with Cython kernels and "
-        "pluggy plugins.")
+        "pluggy plugins. Run 'corenet COMMAND --help' for the options of a command.")
     parser.add_argument("--version", action="version", version=f"corenet {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    add_parsers(sub)  # train, evaluate, predict, summary
+    _add_prune(sub)
+    add_grow_parser(sub)
 
     p = sub.add_parser("plugins", help="list every registered component and its plugin",
                        description="List every registered component: kind (category), "
@@ -152,20 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=cmd_plugins)
 
-    d = sub.add_parser("demo", help="train on the bundled MNIST split and report accuracy",
-                       description="Train on the bundled MNIST split (8000 training / 2000 "
-                       "test images) and print the test accuracy and the time taken.")
-    d.add_argument("--epochs", type=int, metavar="E",
-                   help="training epochs (default 10, or 3 with --quick)")
-    d.add_argument("--quick", action="store_true",
-                   help="a fast smoke run: 2000 training / 1000 test images, 3 epochs")
-    d.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    d.add_argument("--step", dest="steps", action="append",
-                   choices=[key for key, _, _ in DEMO_STEPS],
-                   help="run only this step (repeatable; default: all)")
-    d.add_argument("--verbose", "-v", action="store_true",
-                   help="show a progress bar over epochs")
-    d.set_defaults(func=cmd_demo)
+    add_bench_parser(sub)
+    add_demo_parser(sub)
     return parser
 
 
@@ -175,13 +135,17 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    if getattr(args, "epochs", None) is not None and args.epochs < 1:
-        parser.error(f"--epochs must be >= 1, got {args.epochs}")
+    for option in ("epochs", "lenet_epochs"):
+        value = getattr(args, option, None)
+        if value is not None and value < 1:
+            parser.error(f"--{option.replace('_', '-')} must be >= 1, got {value}")
     from .errors import CorenetError
 
     try:
         return args.func(args)
-    except CorenetError as exc:
+    except (CorenetError, OSError, ValueError) as exc:
+        if os.environ.get("CORENET_TRACEBACK"):
+            raise
         print(f"corenet: error: {exc}", file=sys.stderr)
         return 1
 

@@ -6,9 +6,11 @@
 
 ``model.npz``            the trained model (``corenet.load``)
 ``config.toml``          a copy of the configuration (``evaluate``/``predict`` find it)
+``run.json``             where the configuration came from (its data paths), seed, epochs
 ``history.json``         mini-batch losses, per-epoch logs, test results, timing
 ``history.csv``          one row per epoch
 ``learning_curves.png``  loss and metrics per epoch (when matplotlib is installed)
+``<grower>_growth.png``  error against hidden units, when a grower installed units
 """
 from __future__ import annotations
 
@@ -24,9 +26,16 @@ import numpy as np
 
 # ------------------------------------------------------------------------- helpers
 def _load_config(path):
+    """A configuration; a copy in a run directory reads its data paths relative to the
+    original file's directory (recorded in ``run.json`` by ``corenet train``)."""
     from .config_file import load
 
-    return load(path)
+    base_dir = None
+    run = os.path.join(os.path.dirname(os.path.abspath(path)), "run.json")
+    if os.path.basename(path) == "config.toml" and os.path.exists(run):
+        with open(run, encoding="utf-8") as fh:
+            base_dir = json.load(fh).get("config_dir")
+    return load(path, base_dir=base_dir)
 
 
 def _model_and_config(path, config=None):
@@ -34,7 +43,11 @@ def _model_and_config(path, config=None):
     from .io import load_model
 
     if os.path.isdir(path):
-        path = os.path.join(path, "model.npz")
+        name = "model.npz"
+        if os.path.exists(os.path.join(path, "run.json")):
+            with open(os.path.join(path, "run.json"), encoding="utf-8") as fh:
+                name = json.load(fh).get("model", name)
+        path = os.path.join(path, name)
     model = load_model(path)
     cfg_path = config or os.path.join(os.path.dirname(os.path.abspath(path)), "config.toml")
     cfg = _load_config(cfg_path) if (config or os.path.exists(cfg_path)) else None
@@ -51,6 +64,10 @@ def write_history_csv(history, path) -> None:
         writer.writeheader()
         for log in history.epochs:
             writer.writerow({k: log.get(k, "") for k in columns})
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _fmt(logs: dict) -> str:
@@ -74,29 +91,37 @@ def cmd_train(args) -> int:
     model = cfg.build_model(X.shape[1:])
     print(f"{cfg.description or stem}: {describe(cfg)}; {X.shape[0]} training"
           + (f", {X_test.shape[0]} test" if X_test is not None else "")
-          + f" samples; {model.n_parameters():,} parameters; {epochs} epochs; seed {seed}")
+          + f" samples; {model.n_parameters():,} parameters; {_plural(epochs, 'epoch')}; "
+          f"seed {seed}")
     if args.dry_run:
         print(model.summary())
         return 0
     os.makedirs(out, exist_ok=True)
+    callbacks = cfg.build_callbacks(out)
     t0 = time.perf_counter()
     history = model.fit(X, y, epochs=epochs, batch_size=cfg.batch_size,
                         validation_split=cfg.validation_split, shuffle=cfg.shuffle,
-                        drop_last=cfg.drop_last, callbacks=cfg.build_callbacks(out),
+                        drop_last=cfg.drop_last, callbacks=callbacks,
                         random_state=seed, verbose=not args.quiet, fast_path=cfg.fast_path)
     seconds = time.perf_counter() - t0
     model_path = os.path.join(out, cfg.model_file)
     model.save(model_path)
     if os.path.abspath(args.config) != os.path.abspath(os.path.join(out, "config.toml")):
         shutil.copyfile(args.config, os.path.join(out, "config.toml"))
+        with open(os.path.join(out, "run.json"), "w", encoding="utf-8") as fh:
+            json.dump({"config": os.path.abspath(args.config), "config_dir": cfg.base_dir,
+                       "seed": seed, "epochs": epochs, "model": cfg.model_file}, fh,
+                      indent=1)
     last = {k: v for k, v in history.epochs[-1].items() if k != "epoch"}
-    print(f"trained {len(history)} epochs in {seconds:.2f} s: {_fmt(last)}")
+    print(f"trained {_plural(len(history), 'epoch')} in {seconds:.2f} s: {_fmt(last)}")
+    train = model.evaluate(X, y)
+    print(f"training set: {_fmt(train)}")
     test = model.evaluate(X_test, y_test) if X_test is not None else None
     if test is not None:
-        print(f"test: {_fmt(test)}")
+        print(f"test set: {_fmt(test)}")
     written = [model_path]
     if cfg.history:
-        record = {**history.to_dict(), "test": test, "fit_seconds": seconds,
+        record = {**history.to_dict(), "train": train, "test": test, "fit_seconds": seconds,
                   "epochs_requested": epochs, "seed": seed, "config": os.path.abspath(
                       args.config)}
         with open(os.path.join(out, "history.json"), "w", encoding="utf-8") as fh:
@@ -107,6 +132,11 @@ def cmd_train(args) -> int:
         try:
             written.append(plots.learning_curves(history, os.path.join(
                 out, "learning_curves.png"), title=cfg.description or stem))
+            for cb in callbacks:  # a grower's record of the units it installed
+                units = getattr(getattr(cb, "history", None), "units", None)
+                if units:
+                    written.append(plots.cascade_growth(cb.history, os.path.join(
+                        out, f"{cb.name}_growth.png"), title=cfg.description or stem))
         except ImportError as exc:
             print(f"plots skipped: {exc}", file=sys.stderr)
     print("wrote " + ", ".join(written))
@@ -131,7 +161,17 @@ def _data_from_option(spec, cfg):
     X, y = load_source(tmp, name=tmp.data.name, path=tmp.data.path, where="--data")
     if tmp.data.flatten:
         X = X.reshape(X.shape[0], -1)
-    return X, y
+    return _normalize(X, cfg), y
+
+
+def _normalize(X, cfg):
+    """Apply the configuration's normalizer (fitted on its training inputs) to ``X``."""
+    if cfg is None or cfg.data.normalize is None:
+        return X
+    from .config_data import load_data
+
+    norm = load_data(cfg, return_normalizer=True)[-1]
+    return np.ascontiguousarray(norm.transform(X))
 
 
 def cmd_evaluate(args) -> int:
@@ -182,6 +222,9 @@ def cmd_predict(args) -> int:
     model, cfg = _model_and_config(args.model, args.config)
     X = read_inputs(args.input, key=args.key)
     X = np.ascontiguousarray(X, dtype=np.float64)
+    if cfg is not None and cfg.data.flatten:
+        X = X.reshape(X.shape[0], -1)
+    X = _normalize(X, cfg)
     if model.input_shape is not None and X.shape[1:] != tuple(model.input_shape) and \
             int(np.prod(X.shape[1:])) == int(np.prod(model.input_shape)):
         X = X.reshape((X.shape[0],) + tuple(model.input_shape))
@@ -243,7 +286,9 @@ def add_parsers(sub) -> None:
 
     e = sub.add_parser("evaluate", help="loss and metrics of a saved model on data",
                        description="Evaluate a saved model (.npz, or a run directory) on "
-                       "the test (or training) set of its configuration or on --data.")
+                       "the test (or training) set of its configuration or on --data (a "
+                       "built-in data set or a file, read and normalized as the "
+                       "configuration says).")
     e.add_argument("model", metavar="MODEL", help="model .npz file or run directory")
     e.add_argument("--config", "-c", metavar="CONFIG",
                    help="run configuration (default: config.toml next to the model)")
@@ -266,7 +311,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--output", "-o", metavar="FILE", help="write .npy, .npz (y) or .csv")
     p.add_argument("--classes", action="store_true", help="predicted labels, not outputs")
     p.add_argument("--key", default="X", help="array name inside an .npz input (default X)")
-    p.add_argument("--config", "-c", metavar="CONFIG", help=argparse_suppress())
+    p.add_argument("--config", "-c", metavar="CONFIG",
+                   help="run configuration whose normalizer/flatten settings apply to the "
+                   "inputs (default: config.toml next to the model)")
     p.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("summary", help="layers, shapes and parameter counts of a model",
@@ -275,8 +322,3 @@ def add_parsers(sub) -> None:
     s.add_argument("model", metavar="MODEL", help="model .npz, run directory or config .toml")
     s.set_defaults(func=cmd_summary)
 
-
-def argparse_suppress():
-    import argparse
-
-    return argparse.SUPPRESS

@@ -17,7 +17,6 @@ normalizer fitted on the training part only.
 from __future__ import annotations
 
 import csv
-import os
 
 import numpy as np
 
@@ -177,9 +176,10 @@ def load_source(cfg, *, name=None, path=None, where="data"):
     return np.ascontiguousarray(X, dtype=np.float64), _targets(y, d.target_dtype)
 
 
-def load_data(cfg):
+def load_data(cfg, return_normalizer: bool = False):
     """``(X_train, y_train, X_test, y_test)`` for a run configuration (test arrays None
-    when there is no test set)."""
+    when there is no test set); with ``return_normalizer`` also the normalizer fitted on
+    the training inputs (None without ``normalize``), to apply to new inputs."""
     from .datasets import train_test_split_fixed
 
     d = cfg.data
@@ -206,13 +206,15 @@ def load_data(cfg):
         raise ConfigError(f"config {cfg.source or '<string>'}: data: test inputs have "
                           f"per-sample shape {X_test.shape[1:]}, training inputs "
                           f"{X.shape[1:]}")
+    norm = None
     if d.normalize is not None:
         norm = d.normalize.create()
         X = np.ascontiguousarray(norm.fit_transform(X))
         if X_test is not None:
             X_test = np.ascontiguousarray(norm.transform(X_test))
-    return (np.ascontiguousarray(X), y,
-            None if X_test is None else np.ascontiguousarray(X_test), y_test)
+    out = (np.ascontiguousarray(X), y,
+           None if X_test is None else np.ascontiguousarray(X_test), y_test)
+    return out + (norm,) if return_normalizer else out
 
 
 def describe(cfg) -> str:

@@ -34,8 +34,9 @@ A configuration (see ``examples/*.toml`` and ``docs/config.md``)::
     batch_size = 4
 
 Components (``loss``, ``optimizer``, ``scheduler``, the entries of ``metrics``,
-``regularizers``, ``callbacks`` and ``model.layers``) are a registered name or a table
-with a ``name`` key plus the constructor's keyword arguments. TOML arrays become tuples.
+``regularizers``, ``callbacks``, ``pruners``, ``growers`` and ``model.layers``) are a
+registered name or a table with a ``name`` key plus the constructor's keyword arguments.
+TOML arrays become tuples.
 
 :func:`load` (or :func:`loads`, :func:`from_dict`) validates the whole file before
 anything runs: every key is checked against the allowed keys of its table, every value
@@ -71,8 +72,8 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "a b
 #: top-level key -> expected type (a tuple: any of them); "component" = name or table
 TOP_LEVEL = {"description": str, "seed": int, "dtype": str, "data": dict, "model": dict,
              "loss": "component", "optimizer": "component", "scheduler": "component",
-             "metrics": list, "regularizers": list, "callbacks": list, "train": dict,
-             "output": dict}
+             "metrics": list, "regularizers": list, "callbacks": list, "pruners": list,
+             "growers": list, "train": dict, "output": dict}
 DATA_KEYS = {"name": str, "path": str, "options": dict, "test_split": (int, float),
              "test_path": str, "split_seed": int, "max_train": int, "max_test": int,
              "flatten": bool, "normalize": "component", "target_column": (int, str),
@@ -116,13 +117,21 @@ def _check_type(value, types, where: str):
     return value
 
 
+def _toml_hint(key) -> str:
+    if key in TOP_LEVEL:
+        return (f". Note: in TOML, a key written after a [table] header belongs to that "
+                f"table; move top-level keys such as {key!r} above the first [table]")
+    return ""
+
+
 def _check_keys(table: dict, allowed, where: str, what: str) -> None:
     for key in table:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), list(allowed), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}: unknown {what} {key!r}{hint}; allowed keys: "
-                              f"{', '.join(sorted(allowed))}")
+                              f"{', '.join(sorted(allowed))}"
+                              f"{_toml_hint(key) if what != 'top-level key' else ''}")
 
 
 def _check_table(table: dict, schema: dict, where_of, what: str) -> None:
@@ -254,7 +263,8 @@ def parse_component(category: str, spec, where: str) -> Component:
                 close = difflib.get_close_matches(k, list(params), n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
                 raise ConfigError(f"{where}: unknown key {k!r} for {category} {name!r}{hint}; "
-                                  f"allowed keys: {', '.join(['name', *params])}")
+                                  f"allowed keys: {', '.join(['name', *params])}"
+                                  f"{_toml_hint(k)}")
     missing = [p for p, param in params.items() if param.default is REQUIRED
                and p not in kwargs]
     if missing:
@@ -308,6 +318,8 @@ class RunConfig:
     metrics: list[Component] = field(default_factory=list)
     regularizers: list[Component] = field(default_factory=list)
     callbacks: list[Component] = field(default_factory=list)
+    pruners: list[Component] = field(default_factory=list)
+    growers: list[Component] = field(default_factory=list)
     epochs: int = 10
     batch_size: int = 32
     validation_split: float = 0.0
@@ -349,10 +361,11 @@ class RunConfig:
         return model
 
     def build_callbacks(self, output_dir: str | None = None) -> list:
-        """Fresh callback objects; a ``checkpoint`` directory is taken relative to the
-        output directory."""
+        """Fresh callback objects for ``fit``: the ``callbacks``, then the ``pruners``
+        and ``growers`` (which act during training as per-run plugins); a ``checkpoint``
+        directory is taken relative to the output directory."""
         out = []
-        for c in self.callbacks:
+        for c in self.callbacks + self.pruners + self.growers:
             extra = {}
             if c.name == "checkpoint" and output_dir is not None:
                 directory = c.kwargs.get("directory", "checkpoints")
@@ -370,10 +383,10 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         """Construct every component once, so value errors surface before a run."""
-        for group in (self.layers, self.metrics, self.regularizers, self.callbacks):
+        for group in (self.layers, self.metrics, self.regularizers, self.callbacks,
+                      self.pruners, self.growers):
             for c in group:
-                if c.category != "callback":
-                    c.create()
+                c.create()
         for c in (self.loss, self.optimizer, self.scheduler, self.data.normalize):
             if c is not None:
                 c.create()
@@ -462,7 +475,8 @@ def from_dict(raw: dict, source: str | None = None, base_dir: str | None = None)
     if "scheduler" in raw:
         cfg.scheduler = parse_component("scheduler", raw["scheduler"], where("scheduler"))
     for key, category in (("metrics", "metric"), ("regularizers", "regularizer"),
-                          ("callbacks", "callback")):
+                          ("callbacks", "callback"), ("pruners", "pruner"),
+                          ("growers", "grower")):
         if key in raw:
             setattr(cfg, key, _component_list(category, raw[key], where(key)))
 
@@ -517,9 +531,9 @@ def loads(text: str, source: str | None = None, base_dir: str | None = None) -> 
     return from_dict(raw, source=source, base_dir=base_dir)
 
 
-def load(path) -> RunConfig:
+def load(path, base_dir=None) -> RunConfig:
     """Read, parse and validate a TOML configuration file; relative data paths are taken
-    relative to the file's directory."""
+    relative to ``base_dir`` (default: the file's directory)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -527,4 +541,5 @@ def load(path) -> RunConfig:
         raise ConfigError(f"config {path}: file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config {path}: cannot be read: {exc}") from None
-    return loads(text, source=str(path), base_dir=str(path.parent.resolve()))
+    return loads(text, source=str(path),
+                 base_dir=str(base_dir) if base_dir else str(path.parent.resolve()))

@@ -478,6 +478,13 @@ def invert_spd(H, *, component: str = "invert_spd") -> np.ndarray:
             f"{component}: the Hessian ({H.shape[0]}×{H.shape[0]}) is not positive definite "
             f"(smallest eigenvalue {low:.3g}); add damping alpha > {max(-low, 0.0):.3g} or use "
             f"the damped outer-product approximation") from None
+    pivots = np.diag(factor[0]) ** 2
+    scale = max(float(np.abs(np.diag(H)).max()), np.finfo(np.float64).tiny)
+    if pivots.min() <= H.shape[0] * np.finfo(np.float64).eps * scale:
+        raise SingularHessianError(
+            f"{component}: the Hessian ({H.shape[0]}×{H.shape[0]}) is numerically singular "
+            f"(smallest Cholesky pivot {pivots.min():.3g}, largest diagonal {scale:.3g}); add "
+            f"damping alpha > 0")
     inv = scipy.linalg.cho_solve(factor, np.eye(H.shape[0]), check_finite=False)
     if not np.isfinite(inv).all():
         raise SingularHessianError(f"{component}: the Hessian is numerically singular")

@@ -742,9 +742,10 @@ class _BlasThreads:
 
     The conv passes call BLAS from inside their own ``prange`` threads; a multi-threaded
     OpenBLAS would then start its own threads on top (oversubscription: measured 10-100×
-    slower on 2 cores). ``limit(k)`` sets OpenBLAS to k threads for the duration of a pass
-    (1 when corenet threads the batch; ``num_threads`` when one work item runs alone) and
-    restores the previous count. The library is found among the loaded shared objects
+    slower on 2 cores), and a threaded OpenBLAS may also split a GEMM's inner dimension,
+    which would make weight gradients depend on the thread count. ``limit(1)`` sets
+    OpenBLAS to one thread for the duration of a pass and restores the previous count;
+    the passes get their parallelism from the batch alone. The library is found among the loaded shared objects
     (``/proc/self/maps``) by its exported ``scipy_openblas_set_num_threads`` (scipy wheels)
     or ``openblas_set_num_threads``; without one (other BLAS, other OS) nothing is changed.
     """
@@ -882,7 +883,7 @@ def _forward_pass(x, w, b, y, gy, out_hw, a, dw, workspace, kernel):
     if _use_shift(a, c // a.groups, o // a.groups, wo, kw):
         ws = _conv_ws(workspace, "cols", _conv.shift_workspace_size(
             c, o, ho, wo, kh, kw, a.dilation[0], a.dilation[1], nt), x.dtype)
-        with _BLAS.limit(1 if nt > 1 else config.get_num_threads()):
+        with _BLAS.limit(1):
             _conv.shift_pass(x, _repack(w, workspace), b, y if want_y else e4,
                              gy if want_dw else e4, partial, ws, (kh, kw), (ho, wo),
                              (a.padding[0][0], a.padding[1][0]), a.dilation, a.groups,
@@ -895,7 +896,7 @@ def _forward_pass(x, w, b, y, gy, out_hw, a, dw, workspace, kernel):
     tile = _conv.tile_rows(c, kh, kw, ho, wo, _CONV_TILE)
     ws = _conv_ws(workspace, "cols", _conv.workspace_size(c, kh, kw, tile, wo, direct, 1, nt),
                   x.dtype)
-    with _BLAS.limit(1 if nt > 1 else config.get_num_threads()):
+    with _BLAS.limit(1):
         _conv.forward_pass(x, w, b, y if want_y else e4, gy if want_dw else e4, partial, ws,
                            tuple(out_hw), a.stride, (a.padding[0][0], a.padding[1][0]),
                            a.dilation, a.groups, want_y, want_dw, tile, nt)
@@ -924,7 +925,7 @@ def _backward_pass(dy, w, bias_dx, dx, x, in_hw, a, dw, workspace, kernel):
     tile = _conv.tile_rows(c, kh, kw, ho, wo, _CONV_TILE)
     ws = _conv_ws(workspace, "cols", _conv.workspace_size(c, kh, kw, tile, wo, direct, 2, nt),
                   dy.dtype)
-    with _BLAS.limit(1 if nt > 1 else config.get_num_threads()):
+    with _BLAS.limit(1):
         _conv.backward_pass(dy, w, bias_dx, dx if want_dx else e4, x if want_dw else e4,
                             partial, ws, tuple(in_hw), a.stride,
                             (a.padding[0][0], a.padding[1][0]), a.dilation, a.groups,

@@ -16,11 +16,9 @@ Every function writes one PNG to ``path`` and returns the path:
 * :func:`cascade_growth` — training error and bit-fails against the number of hidden
   units of a cascade-correlation run (:class:`~corenet.growers.CascadeHistory`);
 * :func:`decision_surface` — a two-input model's output over a grid with the data;
-* :func:`filters` — the kernels of a ``conv2d`` layer as image tiles;
-* :func:`feature_maps` — the channels a layer of a :class:`~corenet.Sequential` outputs
-  for one sample;
-* :func:`saliency` — ``|∂ score / ∂ input|`` for one image (computed by
-  :mod:`corenet.viz` when it provides ``saliency``, else by one backward pass here).
+* :func:`filters`, :func:`feature_maps`, :func:`saliency` — the convolution views of
+  :mod:`corenet.viz` (which computes and draws them), with defaults: the first
+  convolution layer, the predicted class.
 """
 from __future__ import annotations
 
@@ -110,6 +108,7 @@ def learning_curves(history, path, title: str | None = None) -> str:
                     label="training objective")
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     if title:
@@ -119,12 +118,12 @@ def learning_curves(history, path, title: str | None = None) -> str:
 
 # ------------------------------------------------------------------ pruning
 def pruning_curve(results, path, y: str = "accuracy", x: str = "weights",
-                  title: str | None = None) -> str:
+                  title: str | None = None, logx: bool = False) -> str:
     """``y`` against ``x`` (remaining weights) for each method.
 
     ``results``: a list of dicts (one per pruning step, with keys ``x`` and ``y``) or a
     dict ``{method name: such a list}``. The x axis is reversed so that pruning
-    proceeds from left to right."""
+    proceeds from left to right; ``logx`` gives it a logarithmic scale."""
     if isinstance(results, (list, tuple)):
         results = {"": list(results)}
     if not results or not any(results.values()):
@@ -135,6 +134,8 @@ def pruning_curve(results, path, y: str = "accuracy", x: str = "weights",
         xs = [r[x] for r in rows]
         ys = [r[y] for r in rows]
         ax.plot(xs, ys, marker="o", markersize=3, label=method or None)
+    if logx:
+        ax.set_xscale("log")
     ax.invert_xaxis()
     ax.set_xlabel(f"remaining {x}")
     ax.set_ylabel(y)
@@ -150,25 +151,35 @@ def pruning_curve(results, path, y: str = "accuracy", x: str = "weights",
 def cascade_growth(history, path, title: str | None = None) -> str:
     """Training error (E = Σ(ŷ − t)²) and bit-fails after each output phase against the
     number of hidden units; ``history`` is a ``CascadeHistory``, its ``to_dict()`` or its
-    list of per-unit records."""
+    list of per-unit records. Records written inside the trainer carry the loss before
+    each installation (``loss_before``), plotted against the units present then."""
     units = history.units if hasattr(history, "units") else (
         history["units"] if isinstance(history, dict) else list(history))
     if not units:
         raise ValueError("cascade_growth: the history has no records")
     m = [u.get("hidden_units", i) for i, u in enumerate(units)]
+    key = next((k for k in ("error", "loss", "loss_before") if k in units[0]), None)
+    if key is None:
+        raise ValueError(f"cascade_growth: the records have no error or loss; keys "
+                         f"{sorted(units[0])}")
+    label = key
+    if key == "loss_before":  # inside the trainer: the loss before unit m was installed
+        m = [k - 1 for k in m]
+        label = "loss"
     fig = _figure(6.0, 4.0)
     ax = fig.subplots()
-    key = "error" if "error" in units[0] else "loss"
-    ax.plot(m, [u.get(key) for u in units], marker="o", markersize=3, label=key)
+    ax.plot(m, [u.get(key) for u in units], marker="o", markersize=3, label=label)
     ax.set_xlabel("hidden units")
-    ax.set_ylabel(key)
+    ax.set_ylabel(label)
     ax.grid(alpha=0.3)
+    handles = ax.get_lines()
     if "bit_fail" in units[0]:
         ax2 = ax.twinx()
-        ax2.plot(m, [u.get("bit_fail") for u in units], color="tab:red", linestyle="--",
-                 label="bit fails")
+        handles += ax2.plot(m, [u.get("bit_fail") for u in units], color="tab:red",
+                            linestyle="--", label="bit fails")
         ax2.set_ylabel("bit fails", color="tab:red")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(handles=list(handles), loc="upper right", fontsize=8)
     if title:
         ax.set_title(title)
     return _save(fig, path)
@@ -202,120 +213,42 @@ def decision_surface(model, X, y, path, resolution: int = 150, margin: float = 0
 
 
 # ------------------------------------------------------------------ CNN views
-def _grid(images, path, title, cmap="gray", cols=None):
-    n = len(images)
-    cols = cols or int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    fig = _figure(1.3 * cols + 0.4, 1.3 * rows + (0.5 if title else 0.2))
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for i, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(images[i], cmap=cmap, interpolation="nearest")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+# The computations and drawings live in corenet.viz (convolution.md §11); these wrappers
+# give them the signatures of this module and sensible defaults.
+def _viz():
+    from . import viz
+
+    return viz
 
 
-def _first_layer(model, name):
-    for layer in model.layers_in_order():
-        if layer.name == name:
-            return layer
-    raise ValueError(f"the model has no {name} layer")
+def filters(model, path, layer=None, max_filters: int = 64) -> str:
+    """The filters of the first convolution layer (or of ``layer``: a key or a Layer)
+    as image tiles rescaled to [0, 1] (:func:`corenet.viz.plot_filters`)."""
+    _figure()  # the ImportError naming the extra, before any work
+    return _viz().plot_filters(model, path, layer=layer, max_filters=max_filters)
 
 
-def filters(source, path, title: str | None = "filters") -> str:
-    """Kernels as tiles: ``source`` is a weight array ``(C_out, C_in, kh, kw)``, a
-    ``conv2d`` layer, or a model (its first ``conv2d`` layer). Input channels are
-    averaged."""
-    if hasattr(source, "layers_in_order"):
-        source = _first_layer(source, "conv2d")
-    if hasattr(source, "parameters") and not isinstance(source, np.ndarray):
-        source = next(p.data for p in source.parameters() if p.role == "weight")
-    w = np.asarray(source, dtype=float)
-    if w.ndim != 4:
-        raise ValueError(f"filters: expected weights of shape (C_out, C_in, kh, kw), got "
-                         f"{w.shape}")
-    return _grid(list(w.mean(axis=1)), path, title, cmap="bwr")
-
-
-def _layer_index(model, layer):
-    layers = model.layers_in_order()
-    if isinstance(layer, int):
-        return layer % len(layers)
-    if isinstance(layer, str):
-        for i, lay in enumerate(layers):
-            if lay.name == layer or getattr(lay, "key", None) == layer:
-                return i
-        raise ValueError(f"feature_maps: no layer named {layer!r}")
-    for i, lay in enumerate(layers):
-        if lay.name.startswith("conv"):
-            return i
+def _first_conv_key(model) -> str:
+    for i, layer in enumerate(model.layers_in_order()):
+        if layer.name.startswith("conv"):
+            return getattr(layer, "key", None) or str(i)
     raise ValueError("feature_maps: the model has no convolution layer; pass layer=")
 
 
-def feature_maps(model, x, path, layer=None, title: str | None = None,
-                 max_maps: int = 32) -> str:
-    """The channels that layer ``layer`` (index, name or key; default the first
-    convolution) of a Sequential model outputs for one sample ``x`` (shape ``(C, H, W)``
-    or ``(1, C, H, W)``), in eval mode."""
-    x = np.asarray(x, dtype=model.dtype)
-    if x.ndim == len(model.input_shape or x.shape[1:]) and model.built:
-        x = x[None]
-    x = np.ascontiguousarray(x[:1])
-    if not model.built:
-        model.build(x.shape[1:])
-    stop = _layer_index(model, layer)
-    layers = model.layers_in_order()
-    was = model.training
-    model.eval()
-    try:
-        for lay in layers[:stop + 1]:
-            x = lay.forward(x)
-    finally:
-        model.train(was)
-    maps = x[0]
-    if maps.ndim != 3:
-        raise ValueError(f"feature_maps: layer {stop} ({layers[stop].name}) outputs shape "
-                         f"{maps.shape[0:]} per sample, not (channels, H, W)")
-    name = title or f"feature maps of layer {stop} ({layers[stop].name})"
-    return _grid(list(maps[:max_maps]), path, name, cmap="viridis")
+def feature_maps(model, x, path, layer=None, max_maps: int = 32) -> str:
+    """The maps layer ``layer`` (a key; default the first convolution) outputs for one
+    sample ``x`` (:func:`corenet.viz.plot_feature_maps`)."""
+    _figure()
+    key = _first_conv_key(model) if layer is None else layer
+    return _viz().plot_feature_maps(model, x, key, path, max_maps=max_maps)
 
 
-def saliency_map(model, x, target=None) -> np.ndarray:
-    """``|∂ ŷ_target / ∂ x|`` for one sample (shape of ``x`` without the batch axis);
-    ``target`` defaults to the predicted class. Uses ``corenet.viz.saliency`` when that
-    module provides it."""
-    try:
-        from . import viz
-    except ImportError:
-        viz = None
-    if viz is not None and hasattr(viz, "saliency"):
-        return np.asarray(viz.saliency(model, x, target=target))
-    x = np.asarray(x, dtype=model.dtype)
-    if model.built and x.shape == tuple(model.input_shape):
-        x = x[None]
-    x = np.ascontiguousarray(x[:1])
-    was = model.training
-    model.eval()
-    try:
-        out = model.forward(x)
-        cls = int(np.argmax(out[0])) if target is None else int(target)
-        dy = np.zeros_like(out)
-        dy.reshape(1, -1)[0, cls] = 1.0
-        dx = model.backward(dy)
-    finally:
-        model.zero_grad()
-        model.train(was)
-    return np.abs(dx[0])
-
-
-def saliency(model, x, path, target=None, title: str | None = "saliency") -> str:
-    """The input image and its saliency map side by side."""
-    s = saliency_map(model, x, target)
-    img = np.asarray(x, dtype=float).reshape(s.shape)
-    if s.ndim == 3:
-        s, img = s.max(axis=0), img.mean(axis=0)
-    if s.ndim != 2:
-        raise ValueError(f"saliency: expected an image input, got per-sample shape {s.shape}")
-    return _grid([img, s], path, title, cols=2, cmap="gray")
+def saliency(model, x, path, target=None, score: str = "logit") -> str:
+    """One input beside its gradient saliency map for class ``target`` (default: the
+    predicted class) (:func:`corenet.viz.plot_saliency`)."""
+    _figure()
+    x = np.asarray(x)
+    if target is None:
+        batch = x if model.built and x.ndim > len(model.input_shape) else x[None]
+        target = int(np.argmax(model.predict(np.ascontiguousarray(batch))[0]))
+    return _viz().plot_saliency(model, x, int(target), path, score=score)

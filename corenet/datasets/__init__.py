@@ -1,8 +1,9 @@
 """Data sets (category ``dataset``; spec growing.md §6–§7, D-15, D-61, D-68).
 
 This module is the family's pluggy plugin. Registered classes (each with
-``load(**kwargs) -> (X, y)``): ``xor``, ``two_spirals``, ``parity``, ``mnist``.
-The generators are also importable directly (``synthetic_segmentation`` only this way)::
+``load(**kwargs) -> (X, y)``): ``xor``, ``two_spirals``, ``parity``, ``mnist``,
+``monks``, ``synthetic_segmentation``.
+The generators are also importable directly::
 
     from corenet.datasets import xor, two_spirals, parity, load_mnist, load_idx, mnist_split
     from corenet.datasets import synthetic_segmentation
@@ -12,13 +13,14 @@ from __future__ import annotations
 from ..plugins import hookimpl
 from .idx import load_idx, save_idx
 from .mnist import load_mnist, mnist_split, train_test_split, train_test_split_fixed
+from .monks import MONKs, monks, monks_split
 from .segmentation import synthetic_segmentation
 from .synthetic import encode_targets, parity, spiral_grid, two_spirals, xor
 
 __all__ = ["xor", "two_spirals", "spiral_grid", "parity", "encode_targets", "load_idx",
            "save_idx", "load_mnist", "mnist_split", "train_test_split",
            "train_test_split_fixed", "synthetic_segmentation", "XOR", "TwoSpirals", "Parity",
-           "MNIST"]
+           "MNIST", "monks", "monks_split", "MONKs"]
 
 
 class XOR:
@@ -58,6 +60,16 @@ class MNIST:
         return load_mnist(**kwargs)
 
 
+class SyntheticSegmentation:
+    """``dataset:synthetic_segmentation`` — see
+    :func:`corenet.datasets.synthetic_segmentation` (images and per-pixel labels)."""
+    name = "synthetic_segmentation"
+
+    @staticmethod
+    def load(**kwargs):
+        return synthetic_segmentation(**kwargs)
+
+
 @hookimpl
 def corenet_register_datasets():
-    return [XOR, TwoSpirals, Parity, MNIST]
+    return [XOR, TwoSpirals, Parity, MNIST, MONKs, SyntheticSegmentation]

@@ -1,11 +1,6 @@
-"""Masks, prunable-parameter selection, snapshots and the :class:`Pruner` base class
-(spec pruning.md §1-§2).
-
-A pruner acts on ``Parameter.mask`` only (0/1 arrays; masked entries of ``data`` are
-kept exactly zero by the engine: the trainer masks gradients, every optimizer masks its
-update and re-applies the mask, :mod:`corenet.io` saves masks). Pruning is monotone: a
-pruner only turns 1s into 0s; :func:`unprune` is the explicit way back.
-"""
+"""The :class:`Pruner` base class and :class:`PruneReport` (spec pruning.md §1-§2, §4-§6):
+one-shot rounds of score → mask → retrain with stop criteria and a restore on error, and
+the training-event hooks that prune along a sparsity schedule during ``fit``."""
 from __future__ import annotations
 
 import time
@@ -15,179 +10,12 @@ import numpy as np
 
 from .. import registry
 from ..callback import Callback
-from ..errors import HyperparameterError, NotFiniteError, ShapeError
+from ..errors import HyperparameterError, NotFiniteError
 from ..plugins import hookimpl
-
-# ----------------------------------------------------------------------------- selection
-
-
-def is_prunable(p, prune_biases: bool = False) -> bool:
-    """Weights (``decay=True``: dense/conv ``weight``, weight-norm ``v``) of trainable
-    parameters; biases only with ``prune_biases`` (pruning.md §1)."""
-    if not p.trainable:
-        return False
-    return bool(p.decay) or (prune_biases and p.role == "bias")
-
-
-def prunable_parameters(model, prune_biases: bool = False, parameters=None) -> list:
-    """The prunable parameters of ``model`` in model order. ``parameters`` restricts them
-    to the given parameter names (``"0.weight"``) or layer keys (``"0"``)."""
-    ps = [p for p in model.parameters() if is_prunable(p, prune_biases)]
-    if parameters is None:
-        return ps
-    wanted = {parameters} if isinstance(parameters, str) else set(parameters)
-    known = {p.name for p in ps} | {p.name.rsplit(".", 1)[0] for p in ps}
-    unknown = wanted - known
-    if unknown:
-        raise HyperparameterError(f"pruner: unknown parameter(s) or layer(s) {sorted(unknown)}; "
-                                  f"prunable: {[p.name for p in ps]}")
-    return [p for p in ps if p.name in wanted or p.name.rsplit(".", 1)[0] in wanted]
-
-
-def check_masks(model) -> None:
-    """Raise :class:`ShapeError` if a parameter's mask does not match its data (shape) or
-    is not 0/1 — the state a pruner refuses to work on."""
-    for p in model.parameters():
-        m = p._mask
-        if m is None:
-            continue
-        if not isinstance(m, np.ndarray) or m.shape != p.data.shape:
-            raise ShapeError(f"pruner: the mask of parameter {p.name} has shape "
-                             f"{getattr(m, 'shape', None)}, expected {p.data.shape}")
-        if not np.isin(m, (0, 1)).all():
-            raise ValueError(f"pruner: the mask of parameter {p.name} holds values other "
-                             f"than 0 and 1")
-
-
-def set_masks(model, masks: dict) -> None:
-    """Set several masks at once (``{parameter name: 0/1 array}``): every mask is
-    validated first (shape, values, monotone unless already unmasked), then all are set —
-    a bad one changes nothing."""
-    by_name = {p.name: p for p in model.parameters()}
-    checked = []
-    for name, m in masks.items():
-        if name not in by_name:
-            raise KeyError(f"set_masks: the model has no parameter {name!r}; it has "
-                           f"{sorted(by_name)}")
-        p = by_name[name]
-        m = np.asarray(m)
-        if m.shape != p.shape:
-            raise ShapeError(f"set_masks: mask for {name} must have shape {p.shape}, got "
-                             f"{m.shape}")
-        if not np.isin(m, (0, 1)).all():
-            raise ValueError(f"set_masks: mask for {name} must hold only 0 and 1")
-        checked.append((p, m.astype(p.dtype)))
-    for p, m in checked:
-        p.mask = m.copy()
-
-
-def unprune(model, parameters=None) -> None:
-    """Remove the masks (all, or of the named parameters); pruned weights stay 0 until
-    retrained."""
-    for p in model.parameters():
-        if parameters is None or p.name in parameters:
-            p.mask = None
-
-
-def count_pruned(params) -> tuple[int, int]:
-    """``(unpruned, total)`` entries of ``params``."""
-    total = sum(p.size for p in params)
-    return sum(p.count_nonzero_weights() for p in params), total
-
-
-def sparsity_summary(model, prune_biases: bool = False) -> list[dict]:
-    """Per prunable parameter (pruning.md §1): ``{"layer", "parameter", "prunable",
-    "pruned", "fraction"}``, plus a final ``"total"`` row."""
-    rows, total, pruned = [], 0, 0
-    for p in prunable_parameters(model, prune_biases):
-        n, k = p.size, p.size - p.count_nonzero_weights()
-        rows.append({"layer": p.name.rsplit(".", 1)[0], "parameter": p.name, "prunable": n,
-                     "pruned": k, "fraction": k / n if n else 0.0})
-        total, pruned = total + n, pruned + k
-    rows.append({"layer": "total", "parameter": "", "prunable": total, "pruned": pruned,
-                 "fraction": pruned / total if total else 0.0})
-    return rows
-
-
-def format_sparsity(rows) -> str:
-    """A text table of :func:`sparsity_summary` rows."""
-    lines = [f"{'parameter':<16}{'prunable':>10}{'pruned':>10}{'fraction':>10}"]
-    for r in rows:
-        lines.append(f"{r['parameter'] or r['layer']:<16}{r['prunable']:>10,}{r['pruned']:>10,}"
-                     f"{r['fraction']:>10.1%}")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- state
-
-
-class Snapshot:
-    """Parameters and masks of a model, restorable in place (array identities kept, so
-    optimizer state and compiled plans stay bound)."""
-
-    def __init__(self, model):
-        self.items = [(p, p.data.copy(), None if p._mask is None else p._mask.copy())
-                      for p in model.parameters()]
-
-    def restore(self) -> None:
-        for p, data, mask in self.items:
-            p.mask = None if mask is None else mask.copy()
-            p.data[...] = data
-            p.grad.fill(0.0)
-
-
-class FlatLayout:
-    """Positions of the trainable parameters in θ (README §2.3): ``offsets[i]`` of
-    ``params[i]``; maps flat indices to ``(parameter, local index)`` and back."""
-
-    def __init__(self, model):
-        self.params = model.trainable_parameters()
-        self.offsets = np.cumsum([0] + [p.size for p in self.params])
-        self.n = int(self.offsets[-1])
-
-    def indices_of(self, p) -> np.ndarray:
-        i = next(j for j, q in enumerate(self.params) if q is p)
-        return np.arange(self.offsets[i], self.offsets[i + 1])
-
-    def locate(self, flat: int):
-        i = int(np.searchsorted(self.offsets, flat, side="right") - 1)
-        return self.params[i], int(flat - self.offsets[i])
-
-    def mask(self) -> np.ndarray:
-        return np.concatenate([p.mask.ravel() for p in self.params]) if self.params else \
-            np.zeros(0)
-
-
-def prune_entries(p, local_indices, optimizer=None) -> None:
-    """Mask (and zero) the entries ``local_indices`` (flat, C order) of ``p``; zero the
-    optimizer state there (pruning.md §1 item 3). A fresh mask array is assigned so
-    compiled training plans notice the change."""
-    mask = p.mask.copy()
-    mask.reshape(-1)[np.asarray(local_indices, dtype=np.int64)] = 0
-    p.mask = mask
-    if optimizer is not None and hasattr(optimizer, "zero_state"):
-        optimizer.zero_state(p, p.mask)
-
-
-def apply_flat_mask(model, keep, optimizer=None) -> None:
-    """Set the masks of the trainable parameters from a 0/1 vector over θ (only ever
-    removing entries)."""
-    layout = FlatLayout(model)
-    for p, a, b in zip(layout.params, layout.offsets[:-1], layout.offsets[1:]):
-        drop = np.flatnonzero((keep[a:b] == 0) & (p.mask.ravel() != 0))
-        if drop.size:
-            prune_entries(p, drop, optimizer)
-
-
-def k_from_amount(amount, n_unpruned: int) -> int:
-    """``k = ⌊amount·n_unpruned + ½⌋`` (pruning.md §2)."""
-    return int(np.floor(float(amount) * n_unpruned + 0.5))
-
-
-def smallest(scores, k: int) -> np.ndarray:
-    """Positions of the k smallest scores; ties → the lower index first (pruning.md §2)."""
-    order = np.argsort(scores, kind="stable")
-    return order[:k]
+from .masks import (FlatLayout, Snapshot, apply_flat_mask, check_masks,  # noqa: F401
+                    count_pruned, format_sparsity, is_prunable, k_from_amount,
+                    prunable_parameters, prune_entries, set_masks, smallest,
+                    sparsity_summary, unprune)
 
 
 # ----------------------------------------------------------------------------- report
@@ -265,8 +93,9 @@ class Pruner(Callback):
     """
 
     name = ""
-    #: whether the score needs (X, y)
+    #: whether the score needs the pruning inputs X, and a loss (with targets y)
     needs_data = True
+    needs_loss = True
 
     def __init__(self, *, amount=0.2, n_prune=None, target_sparsity=None, target_weights=None,
                  rounds: int = 1, retrain_epochs: int = 0, retrain_batch_size: int = 32,
@@ -326,8 +155,10 @@ class Pruner(Callback):
         return {k: getattr(self, k) for k in keys}
 
     # ------------------------------------------------------------------ helpers
-    def _loss(self, model, required: bool = True):
+    def _loss(self, model, required: bool = True, fallback=None):
         spec = self.loss if self.loss is not None else model.loss
+        if spec is None:
+            spec = fallback
         if spec is None:
             if not required:
                 return None
@@ -414,7 +245,7 @@ class Pruner(Callback):
         """Prune ``model`` on the pruning data ``(X, y)`` (pruning.md); returns a
         :class:`PruneReport`. Parameters and masks are restored if anything fails."""
         t0 = time.perf_counter()
-        if self.needs_data and (X is None or y is None):
+        if (self.needs_data and X is None) or (self.needs_loss and y is None):
             raise ValueError(f"pruner {self.name!r}: prune(model, X, y) needs the data")
         if X is not None:
             X = model.check_input(np.ascontiguousarray(X), f"pruner {self.name!r} input")
@@ -438,13 +269,13 @@ class Pruner(Callback):
             pruned=ctx["weights0"] - count_pruned(params)[0], loss_before=ctx["loss0"],
             loss_after=loss1, accuracy_before=ctx["accuracy0"], accuracy_after=acc1,
             rounds=ctx["rounds"], stopped=ctx["stopped"],
-            seconds=time.perf_counter() - t0, records=ctx["records"])
+            seconds=time.perf_counter() - t0, records=ctx["records"], **ctx.get("extra", {}))
         return self.report
 
     def _context(self, model, X, y, validation_data):
-        loss = self._loss(model, required=self.needs_data or self._has_stop_criteria())
+        loss = self._loss(model, required=self.needs_loss or self._has_stop_criteria())
         ctx = {"model": model, "loss": loss, "X": X, "y": y, "records": [], "rounds": 0,
-               "stopped": "target"}
+               "stopped": "target", "optimizer": model.optimizer}
         if validation_data is not None:
             Xv = model.check_input(np.ascontiguousarray(validation_data[0]), "validation")
             ctx["eval"] = (Xv, validation_data[1])
@@ -519,6 +350,15 @@ class Pruner(Callback):
         s_i, s_f = self.initial_sparsity, self.target_sparsity
         return s_f + (s_i - s_f) * (1.0 - t) ** power
 
+    def event_count(self, model, sparsity: float) -> int:
+        """How many to prune at a training event reaching ``sparsity`` (< 0: ``amount``)."""
+        n_unpruned, n_total = count_pruned(self._params(model))
+        if sparsity < 0:
+            k = k_from_amount(self.amount if self.amount is not None else 0.0, n_unpruned)
+        else:
+            k = max(int(round(sparsity * n_total)) - (n_total - n_unpruned), 0)
+        return min(k, n_unpruned)
+
     @hookimpl
     def corenet_on_train_begin(self, trainer):
         self.events = []
@@ -542,12 +382,9 @@ class Pruner(Callback):
         model = trainer.model
         params = self._params(model)
         n_unpruned, n_total = count_pruned(params)
-        if s < 0:
-            k = k_from_amount(self.amount, n_unpruned)
-        else:
-            k = max(int(round(s * n_total)) - (n_total - n_unpruned), 0)
-        k = min(k, n_unpruned)
+        k = self.event_count(model, s)
         if k <= 0:
+            logs["sparsity"] = 1.0 - n_unpruned / n_total if n_total else 0.0
             return
         if self.data is not None:
             X, y = self.data
@@ -559,7 +396,8 @@ class Pruner(Callback):
             X = y = None
         self._validate(model, X)
         snapshot = Snapshot(model)
-        ctx = {"model": model, "loss": self._loss(model) if self.needs_data else None,
+        loss = self._loss(model, fallback=trainer.loss) if self.needs_loss else None
+        ctx = {"model": model, "loss": loss,
                "X": X, "y": y, "records": [], "optimizer": trainer.optimizer,
                "eval": None}
         try:

@@ -24,6 +24,7 @@ class MagnitudePruner(Pruner):
 
     name = "magnitude"
     needs_data = False
+    needs_loss = False
 
     def __init__(self, amount=0.2, *, threshold=None, scope: str = "global", **kwargs):
         super().__init__(amount=amount, **kwargs)

@@ -94,7 +94,8 @@ class OBSPruner(Pruner):
     that round — is undone). ``report["records"]`` holds, per deletion: ``index`` (in θ),
     ``parameter`` and ``local_index``, ``theta`` before, ``saliency`` L_q,
     ``predicted_increase`` (ΔR_q), ``capped`` and, when evaluated, ``loss`` and
-    ``actual_increase``.
+    ``actual_increase``; ``report["inverses"]`` one entry per H⁻¹ formed (damping used,
+    quality r, retries, |P|, whether the linear term ranked).
     """
 
     name = "obs"
@@ -168,9 +169,10 @@ class OBSPruner(Pruner):
                 Hinv = curvature.invert_spd(H, component="pruner 'obs'")
         if not np.isfinite(Hinv).all():
             raise NotFiniteError("pruner 'obs': the inverse Hessian holds NaN or inf")
+        self.last_inverse = {"alpha": self.alpha, "quality": None, "retries": 0}
         if self.inverse_tol is not None:
             a, tries = self.alpha, 0
-            while curvature.inverse_quality(Hinv, H) > self.inverse_tol:
+            while (r := curvature.inverse_quality(Hinv, H)) > self.inverse_tol:
                 tries += 1
                 if tries > 5:
                     raise curvature.SingularHessianError(
@@ -179,6 +181,7 @@ class OBSPruner(Pruner):
                         f"nothing was pruned")
                 a = a * 10 if a > 0 else 1e-8
                 H, Hinv = curvature.clipped_inverse(base + a * np.eye(P.size), a)
+            self.last_inverse = {"alpha": a, "quality": r, "retries": tries}
         return Hinv, H
 
     def _setup(self, ctx) -> _State:
@@ -208,6 +211,9 @@ class OBSPruner(Pruner):
                 g = gP
         st = _State(P, cand, Hinv, H, g)
         st.layout = layout
+        st.quality = self.last_inverse
+        ctx.setdefault("extra", {}).setdefault("inverses", []).append(
+            {**self.last_inverse, "coordinates": int(P.size), "linear_term": g is not None})
         if self.check_against == "exact":
             Hx = curvature.hessian_block(model, loss, X, y, P)
             st.exact_quality = curvature.inverse_quality(Hinv, Hx)
@@ -301,5 +307,3 @@ class OBSPruner(Pruner):
                 st = self._setup(ctx)
                 round_snap = Snapshot(model)
                 ctx["rounds"] += 1
-        if st is not None:
-            ctx["inverse_quality"] = st.quality

@@ -1,0 +1,445 @@
+"""Pruning benchmark: magnitude vs OBD vs OBS on XOR and the MONK's problems (20 seeds),
+layer-wise OBS on LeNet-300-100 (and LeNet-5); writes the results section of
+docs/pruning.md and the plots docs/img/pruning_monks.png, docs/img/pruning_lenet.png.
+
+Usage (from the repository root)::
+
+    python benchmarks/bench_pruning.py                 # about 1 minute on 2 cores
+    python benchmarks/bench_pruning.py --seeds 5       # quicker
+    python benchmarks/bench_pruning.py --lenet5        # adds LeNet-5 (1-2 minutes more)
+    python benchmarks/bench_pruning.py --no-write      # print only
+
+Parts (float64 unless said otherwise; ``random_state`` = seed):
+
+* ``diag`` — the Gauss-Newton diagonal (LeCun's second-order backward pass, the OBD
+  default) against the exact Hessian diagonal on small networks: relative error and
+  the rank correlation of the OBD saliencies.
+* ``xor`` — 2-2-1 sigmoid networks trained on XOR (sse, Adam lr 0.1, 2000 full-batch
+  epochs) until 20 seeds classify all four patterns; each method deletes one of the
+  nine parameters (biases included, as in Hassibi & Stork's nine-weight network) with
+  no retraining; "kept" = the four patterns are still classified correctly.
+* ``monks`` — MONK-1 17-3-1 (58 weights), MONK-2 and MONK-3 17-2-1 (39 weights), the
+  sizes of Thrun et al.'s backprop-with-weight-decay networks that Hassibi & Stork
+  pruned. Training: sigmoid units, sse(half), Adam lr 0.05 with L2 weight decay 1e-3,
+  2000 full-batch epochs (MONK-1/2: up to 5 initialisations until the training set is
+  learned). Pruning: one parameter at a time (biases included), stop when the training
+  accuracy falls below its value before pruning (that last deletion undone).
+  Protocol A without retraining: magnitude, OBD (Gauss-Newton diagonal), OBS with the
+  spec defaults (outer-product H⁻¹, α = 1e-6, γ = 0.5, linear term when ‖g‖∞ > 1e-3) and
+  OBS without the γ cap and the linear term. Protocol B with 100 epochs of SGD (lr 1,
+  momentum 0.9, weight decay 1e-3, full batch) after every deletion.
+* ``units`` — half of LeNet-300-100's hidden units removed (OBD-sum relevance), one
+  epoch of retraining, ``compact``: parameters, accuracy and prediction time.
+* ``lenet`` — LeNet-300-100 (784-300-100-10, relu, 266,610 parameters) trained 8 epochs
+  on the bundled 8000-image split (SGD lr 0.1, Nesterov momentum 0.9, batch 64); weights
+  pruned to 80/90/95/97 % sparsity without retraining by global magnitude, OBD (GN
+  diagonal on 2000 training images) and layer-wise OBS (Hessians from 2000 training
+  images, the per-layer counts of global magnitude, ``allocation="global_magnitude"``);
+  test accuracy on the 2000 held-out images. With ``--lenet5`` the same for LeNet-5
+  (28×28 variant, relu, 61,706 parameters, 3 epochs) at 80/90 %.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from corenet import Sequential, curvature  # noqa: E402
+from corenet.datasets import mnist_split, monks_split, xor  # noqa: E402
+from corenet.layers.core import Dense  # noqa: E402
+from corenet.pruners import (LayerwiseOBSPruner, MagnitudePruner, OBDPruner,  # noqa: E402
+                             OBSPruner, UnitPruner, compact, sparsity_summary, unprune)
+
+SSE = {"name": "sse", "half": True}
+BEGIN, END = "<!-- bench_pruning:begin -->", "<!-- bench_pruning:end -->"
+PUBLISHED = {1: (58, 14), 2: (39, 15), 3: (39, 4)}        # Hassibi, Stork & Wolff 1993
+
+
+def quiet():
+    warnings.simplefilter("ignore")
+
+
+def clone(model, optimizer):
+    m = Sequential.from_config(model.get_config())
+    m.set_flat_parameters(model.get_flat_parameters())
+    m.compile(loss=model.loss, optimizer=optimizer, metrics=["accuracy"])
+    return m
+
+
+# ----------------------------------------------------------------------------- diag
+def part_diag():
+    from scipy.stats import spearmanr
+
+    rows = []
+    rng = np.random.default_rng(0)
+    m = Sequential([Dense(2, 2, activation="tanh"), Dense(1, 2)], input_shape=(2,))
+    m.set_flat_parameters(np.array([0.1, -0.2, 0.4, 0.3, 0.05, -0.1, 0.7, -0.5, 0.2]))
+    cases = [("TV-HESS 2-2-1 tanh, sse", m, SSE, np.array([[0.5, -1.0], [-1.5, 2.0]]),
+              np.array([[0.3], [-0.4]]))]
+    net, X, y = xor_net(0)
+    cases.append(("XOR 2-2-1 sigmoid (trained), sse", net, SSE, X, y))
+    mk, Xk, yk, _, _ = monk_net(1, 0)
+    cases.append(("MONK-1 17-3-1 sigmoid (trained), sse", mk, SSE, Xk, yk))
+    Xs = rng.normal(size=(40, 5))
+    ys = rng.integers(0, 3, 40)
+    ms = Sequential([Dense(8, activation="tanh"), Dense(3), "softmax"], random_state=0,
+                    input_shape=(5,))
+    cases.append(("5-8-3 tanh/softmax (random init), cross-entropy", ms, "cross_entropy",
+                  Xs, ys))
+    for title, model, loss, X, y in cases:
+        exact = curvature.hessian_diag(model, loss, X, y, method="exact")
+        gn = curvature.hessian_diag(model, loss, X, y)
+        theta = model.get_flat_parameters()
+        rel = np.linalg.norm(gn - exact) / np.linalg.norm(exact)
+        rho = spearmanr(0.5 * gn * theta ** 2, 0.5 * exact * theta ** 2).statistic
+        negative = int((exact < 0).sum())
+        rows.append((title, theta.size, rel, rho, negative))
+    return rows
+
+
+# ----------------------------------------------------------------------------- xor
+def xor_net(seed):
+    X, y = xor()
+    y = y.astype(float)
+    m = Sequential([Dense(2, activation="sigmoid"), Dense(1, activation="sigmoid")],
+                   random_state=seed)
+    m.compile(loss=SSE, optimizer={"name": "adam", "lr": 0.1}, metrics=["accuracy"])
+    m.fit(X, y, epochs=2000, batch_size=4)
+    return m, X, y
+
+
+def part_xor(n_seeds):
+    methods = {"magnitude": lambda: MagnitudePruner(n_prune=1, prune_biases=True),
+               "OBD (GN diagonal)": lambda: OBDPruner(n_prune=1, prune_biases=True),
+               "OBD (exact diagonal)": lambda: OBDPruner(n_prune=1, prune_biases=True,
+                                                         hessian_method="exact"),
+               "OBS (spec defaults)": lambda: OBSPruner(n_prune=1, prune_biases=True)}
+    kept = {k: 0 for k in methods}
+    seed, trained = 0, 0
+    while trained < n_seeds:
+        m, X, y = xor_net(seed)
+        seed += 1
+        if m.evaluate(X, y)["accuracy"] < 1.0:
+            continue
+        trained += 1
+        theta = m.get_flat_parameters()
+        for name, make in methods.items():
+            unprune(m)
+            m.set_flat_parameters(theta)
+            make().prune(m, X, y)
+            kept[name] += m.evaluate(X, y)["accuracy"] == 1.0
+    return kept, trained, seed
+
+
+# ----------------------------------------------------------------------------- monks
+def monk_net(problem, seed):
+    hidden = 3 if problem == 1 else 2
+    Xtr, ytr, Xte, yte = monks_split(problem, seed=seed)
+    ytr, yte = ytr.astype(float), yte.astype(float)
+    for attempt in range(5):
+        m = Sequential([Dense(hidden, activation="sigmoid"), Dense(1, activation="sigmoid")],
+                       random_state=1000 * attempt + seed)
+        m.compile(loss=SSE, optimizer={"name": "adam", "lr": 0.05, "weight_decay": 1e-3},
+                  metrics=["accuracy"])
+        m.fit(Xtr, ytr, epochs=2000, batch_size=len(Xtr))
+        if problem == 3 or m.evaluate(Xtr, ytr)["accuracy"] == 1.0:
+            break
+    return m, Xtr, ytr, Xte, yte
+
+
+RETRAIN_OPT = {"name": "sgd", "lr": 1.0, "momentum": 0.9, "weight_decay": 1e-3}
+TUNED = {"gamma": None, "use_linear_term": False}
+
+
+def monk_methods(n, n_train, retrain):
+    common = dict(n_prune=n, prune_biases=True, max_accuracy_drop=0.0)
+    if retrain:
+        common.update(retrain_epochs=100, retrain_batch_size=n_train)
+        return {"magnitude": lambda: MagnitudePruner(rounds=n, **common),
+                "OBD": lambda: OBDPruner(rounds=n, **common),
+                "OBS (no γ cap, no linear term)": lambda: OBSPruner(**common, **TUNED)}
+    return {"magnitude": lambda: MagnitudePruner(rounds=n, **common),
+            "OBD": lambda: OBDPruner(rounds=n, **common),
+            "OBS (spec defaults)": lambda: OBSPruner(**common),
+            "OBS (no γ cap, no linear term)": lambda: OBSPruner(**common, **TUNED)}
+
+
+def part_monks(n_seeds):
+    results = {}          # (protocol, problem) -> {method: [(weights, train, test, test0)]}
+    for problem in (1, 2, 3):
+        for seed in range(n_seeds):
+            m, Xtr, ytr, Xte, yte = monk_net(problem, seed)
+            n = m.n_parameters()
+            test0 = m.evaluate(Xte, yte)["accuracy"]
+            for protocol in ("A", "B"):
+                for name, make in monk_methods(n, len(Xtr), protocol == "B").items():
+                    mm = clone(m, RETRAIN_OPT)
+                    r = make().prune(mm, Xtr, ytr)
+                    row = (r.weights_after, mm.evaluate(Xtr, ytr)["accuracy"],
+                           mm.evaluate(Xte, yte)["accuracy"], test0,
+                           r.accuracy_before, r.seconds)
+                    results.setdefault((protocol, problem), {}).setdefault(name, []).append(row)
+    return results
+
+
+# ----------------------------------------------------------------------------- lenet
+def lenet300():
+    m = Sequential([Dense(300, activation="relu"), Dense(100, activation="relu"), Dense(10),
+                    "softmax"], random_state=0)
+    m.compile(loss="cross_entropy",
+              optimizer={"name": "sgd", "lr": 0.1, "momentum": 0.9, "nesterov": True},
+              metrics=["accuracy"])
+    return m, 8, True
+
+
+def lenet5():
+    from corenet import models
+
+    m = models.lenet5(activation="relu", input_size=28, random_state=0)
+    m.compile(loss="cross_entropy",
+              optimizer={"name": "sgd", "lr": 0.05, "momentum": 0.9, "nesterov": True},
+              metrics=["accuracy"])
+    return m, 3, False
+
+
+def part_lenet(build, sparsities):
+    model, epochs, flat = build()
+    X, y, Xt, yt = mnist_split(flatten=flat)
+    t0 = time.perf_counter()
+    model.fit(X, y, epochs=epochs, batch_size=64, random_state=0)
+    train_s = time.perf_counter() - t0
+    base = model.evaluate(Xt, yt)["accuracy"]
+    theta = model.get_flat_parameters()
+    Xp, yp = X[:2000], y[:2000]
+    rows = {}
+    for s in sparsities:
+        for name, pruner in (("magnitude", MagnitudePruner(target_sparsity=s)),
+                             ("OBD", OBDPruner(target_sparsity=s)),
+                             ("layer-wise OBS", LayerwiseOBSPruner(
+                                 target_sparsity=s, allocation="global_magnitude"))):
+            unprune(model)
+            model.set_flat_parameters(theta)
+            t = time.perf_counter()
+            pruner.prune(model, Xp, yp, validation_data=(Xp[:200], yp[:200]))
+            seconds = time.perf_counter() - t
+            rows.setdefault(name, []).append(
+                (s, sparsity_summary(model)[-1]["prunable"] - sparsity_summary(model)[-1]
+                 ["pruned"], model.evaluate(Xt, yt)["accuracy"], seconds))
+    unprune(model)
+    model.set_flat_parameters(theta)
+    return {"parameters": int(theta.size), "base": base, "train_seconds": train_s,
+            "epochs": epochs, "rows": rows, "model": model, "data": (X, y, Xt, yt)}
+
+
+def _predict_seconds(model, X, repeats=20):
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        model.predict(X, batch_size=len(X))
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def part_units(res):
+    """Unit pruning + compact on the trained LeNet-300-100: half of the 400 hidden units
+    (OBD-sum relevance on 2000 training images), one epoch of retraining, then
+    ``compact``."""
+    model, (X, y, Xt, yt) = res["model"], res["data"]
+    model.compile(loss="cross_entropy", optimizer={"name": "sgd", "lr": 0.02,
+                                                   "momentum": 0.9}, metrics=["accuracy"])
+    t = time.perf_counter()
+    UnitPruner(fraction=0.5, score="obd_sum", retrain_epochs=1, retrain_batch_size=64,
+               random_state=0).prune(model, X[:2000], y[:2000])
+    prune_s = time.perf_counter() - t
+    masked_acc = model.evaluate(Xt, yt)["accuracy"]
+    small = compact(model)
+    return {"units_before": 400, "units_after": sum(small.layers[i].out_features
+                                                      for i in (0, 1)),
+            "params_before": model.n_parameters(), "params_after": small.n_parameters(),
+            "acc_before": res["base"], "acc_masked": masked_acc,
+            "acc_compact": small.evaluate(Xt, yt)["accuracy"],
+            "max_diff": float(np.abs(small.predict(Xt) - model.predict(Xt)).max()),
+            "t_masked": _predict_seconds(model, Xt), "t_compact": _predict_seconds(small, Xt),
+            "prune_seconds": prune_s}
+
+
+# ----------------------------------------------------------------------------- output
+def fmt_monks(results, n_seeds):
+    out = []
+    for protocol, title in (("A", "Protocol A — no retraining"),
+                            ("B", "Protocol B — 100 epochs of retraining after every "
+                                  "deletion")):
+        out += [f"**{title}** (mean ± sd over {n_seeds} seeds; weights = parameters left, "
+                "biases included):", "",
+                "| problem | method | weights left | removed | train acc. | test acc. before "
+                "→ after |", "|---|---|---|---|---|---|"]
+        for problem in (1, 2, 3):
+            total, published = PUBLISHED[problem]
+            for name, rows in results[(protocol, problem)].items():
+                v = np.array(rows, dtype=float)
+                out.append(f"| MONK-{problem} | {name} | {v[:, 0].mean():.1f} ± "
+                           f"{v[:, 0].std():.1f} | {100 * (1 - v[:, 0].mean() / total):.0f} % "
+                           f"| {100 * v[:, 4].mean():.1f} → {100 * v[:, 1].mean():.1f} % | "
+                           f"{100 * v[:, 3].mean():.1f} → {100 * v[:, 2].mean():.1f} % |")
+            out.append(f"| MONK-{problem} | *published OBS* | *{published}* | "
+                       f"*{100 * (1 - published / total):.0f} %* | | |")
+        out.append("")
+    return out
+
+
+def plot_monks(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=False)
+    markers = {"magnitude": "s", "OBD": "^", "OBS (spec defaults)": "x",
+               "OBS (no γ cap, no linear term)": "o"}
+    jitter = np.random.default_rng(0)
+    for ax, problem in zip(axes, (1, 2, 3)):
+        for i, (name, rows) in enumerate(results[("A", problem)].items()):
+            v = np.array(rows, dtype=float)
+            hollow = markers[name] != "x"
+            ax.scatter(v[:, 0] + jitter.uniform(-0.25, 0.25, len(v)), 100 * v[:, 2],
+                       marker=markers[name], label=name, alpha=0.75,
+                       facecolors="none" if hollow else f"C{i}", edgecolors=f"C{i}")
+        total, published = PUBLISHED[problem]
+        ax.axvline(published, color="k", ls=":", lw=1)
+        ax.text(published + 0.3, ax.get_ylim()[0] + 0.5, "published OBS", fontsize=8)
+        ax.set_title(f"MONK-{problem} ({total} weights), no retraining")
+        ax.set_xlabel("weights remaining")
+        ax.set_ylabel("test accuracy (%)")
+    axes[0].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_lenet(lenets, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(lenets), figsize=(5.5 * len(lenets), 4), squeeze=False)
+    for ax, (title, res) in zip(axes[0], lenets.items()):
+        for name, rows in res["rows"].items():
+            v = np.array(rows, dtype=float)
+            ax.plot(100 * v[:, 0], 100 * v[:, 2], marker="o", label=name)
+        ax.axhline(100 * res["base"], color="k", ls=":", lw=1, label="unpruned")
+        ax.set_title(f"{title}: no retraining")
+        ax.set_xlabel("sparsity of the weights (%)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_docs(text, path):
+    doc = path.read_text()
+    if BEGIN not in doc or END not in doc:
+        raise SystemExit(f"{path} lacks the markers {BEGIN} / {END}")
+    head, rest = doc.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(head + BEGIN + "\n" + text + "\n" + END + tail)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=20)
+    ap.add_argument("--lenet5", action="store_true", help="add LeNet-5 (minutes)")
+    ap.add_argument("--no-write", action="store_true", help="do not touch docs/")
+    ap.add_argument("--doc", default=str(ROOT / "docs" / "pruning.md"))
+    args = ap.parse_args(argv)
+    quiet()
+    t_all = time.perf_counter()
+    cmd = "python benchmarks/bench_pruning.py" + ("".join(" " + a for a in (argv or
+                                                                           sys.argv[1:])))
+    out = [f"Generated by `{cmd}` ({time.strftime('%Y-%m-%d')}).", ""]
+
+    t = time.perf_counter()
+    diag = part_diag()
+    out += ["### Gauss-Newton diagonal vs exact diagonal", "",
+            "| network | n_θ | ‖d_GN − d_exact‖/‖d_exact‖ | rank corr. of OBD saliencies | "
+            "negative exact entries |", "|---|---|---|---|---|"]
+    out += [f"| {t_} | {n} | {rel:.3f} | {rho:.3f} | {neg} |" for t_, n, rel, rho, neg in diag]
+    out.append("")
+    print(f"diag: {time.perf_counter() - t:.1f} s")
+
+    t = time.perf_counter()
+    kept, trained, tried = part_xor(args.seeds)
+    out += ["### XOR (2-2-1, nine parameters): delete one, no retraining", "",
+            f"{trained} trained networks (seeds 0 … {tried - 1}, those that learned XOR):", "",
+            "| method | function kept |", "|---|---|"]
+    out += [f"| {k} | {v}/{trained} |" for k, v in kept.items()]
+    out.append("")
+    print(f"xor: {time.perf_counter() - t:.1f} s", kept)
+
+    t = time.perf_counter()
+    monks = part_monks(args.seeds)
+    out += ["### MONK's problems", ""] + fmt_monks(monks, args.seeds)
+    out += ["![weights remaining vs test accuracy](img/pruning_monks.png)", ""]
+    print(f"monks: {time.perf_counter() - t:.1f} s")
+
+    t = time.perf_counter()
+    lenets = {"LeNet-300-100": part_lenet(lenet300, (0.8, 0.9, 0.95, 0.97))}
+    print(f"lenet-300-100: {time.perf_counter() - t:.1f} s")
+    if args.lenet5:
+        t = time.perf_counter()
+        lenets["LeNet-5"] = part_lenet(lenet5, (0.8, 0.9))
+        print(f"lenet-5: {time.perf_counter() - t:.1f} s")
+    for title, res in lenets.items():
+        out += [f"### {title} on the MNIST split ({res['parameters']:,} parameters, "
+                f"{res['epochs']} epochs, {res['train_seconds']:.0f} s; test accuracy "
+                f"{100 * res['base']:.2f} %), no retraining", "",
+                "| sparsity | weights left | magnitude | OBD | layer-wise OBS | "
+                "seconds (mag / OBD / L-OBS) |", "|---|---|---|---|---|---|"]
+        r = res["rows"]
+        for i, row in enumerate(r["magnitude"]):
+            out.append(f"| {100 * row[0]:.0f} % | {row[1]:,} | {100 * row[2]:.2f} % | "
+                       f"{100 * r['OBD'][i][2]:.2f} % | {100 * r['layer-wise OBS'][i][2]:.2f} % "
+                       f"| {row[3]:.1f} / {r['OBD'][i][3]:.1f} / "
+                       f"{r['layer-wise OBS'][i][3]:.1f} |")
+        out.append("")
+    out += ["![LeNet pruning without retraining](img/pruning_lenet.png)", ""]
+    t = time.perf_counter()
+    u = part_units(lenets["LeNet-300-100"])
+    print(f"units: {time.perf_counter() - t:.1f} s")
+    out += ["### Unit pruning and `compact` (LeNet-300-100)", "",
+            "Half of the hidden units removed by `UnitPruner(fraction=0.5, score=\"obd_sum\", "
+            "retrain_epochs=1)` (relevance on 2000 training images), then `compact(model)`:", "",
+            "| | masked model | compacted model |", "|---|---|---|",
+            f"| hidden units | {u['units_before']} (half masked) | {u['units_after']} |",
+            f"| parameters (arrays) | {u['params_before']:,} | {u['params_after']:,} |",
+            f"| test accuracy | {100 * u['acc_masked']:.2f} % (unpruned "
+            f"{100 * u['acc_before']:.2f} %) | {100 * u['acc_compact']:.2f} % |",
+            f"| predict 2000 images | {1000 * u['t_masked']:.1f} ms | "
+            f"{1000 * u['t_compact']:.1f} ms |", "",
+            f"Largest output difference between the two: {u['max_diff']:.1e}; pruning and "
+            f"retraining took {u['prune_seconds']:.1f} s.", "",
+            f"Total run time {time.perf_counter() - t_all:.0f} s."]
+    text = "\n".join(out)
+    print(text)
+    if not args.no_write:
+        img = ROOT / "docs" / "img"
+        img.mkdir(exist_ok=True)
+        plot_monks(monks, img / "pruning_monks.png")
+        plot_lenet(lenets, img / "pruning_lenet.png")
+        write_docs(text, Path(args.doc))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
