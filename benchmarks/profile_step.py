@@ -7,21 +7,21 @@ For each network it prints µs per step of:
 A. ``Trainer.train_step`` as the benchmark calls it (corenet's default path);
 B. when that is the compiled dense step (``corenet.fastpath``): its Python side (the
    trainer's checks and hooks, ``_fast_step``/``sync``, the target checks of
-   ``DenseStep.__call__``) against the compiled ``plan.step``; and, per layer, the BLAS
-   calls the compiled step makes (``?gemm`` with the same shapes and transposes, called
-   through ``scipy.linalg.blas``) next to the level-2 calls that do the same work when the
-   batch is 1 (``?gemv``, ``?ger``);
+   ``DenseStep.__call__``) against the compiled ``plan.step``; per layer, the BLAS calls
+   the compiled step makes, with the same shapes and transposes, called through
+   ``scipy.linalg.blas`` (the same OpenBLAS); and the share of the momentum update: the
+   default step timed with momentum 0.9 and with momentum 0 (same model and batch);
 C. the layer-by-layer step (``fast_path=False``): its parts timed in their real order
    (``model.forward``, ``loss.value_and_grad``, zeroing, ``model.backward``,
    ``optimizer.step``; the rest is trainer overhead), then per layer the input checks, the
    product, the activation through the ``corenet.kernels`` facade and as the raw compiled
    call, the backward pieces, the loss and one parameter's SGD update;
-   The share of the momentum update inside the compiled step: the default step timed with
-   momentum 0.9 and with momentum 0 (plain ``w -= lr*g``), same model and batch;
 D. ``--cprofile``: the 15 functions with the largest own time over 3000 default steps;
-E. ``--sgd-loop``: the momentum-SGD loop over one 300x784 weight, compiled twice in a
-   temporary directory: as written in ``corenet/_kernels/dense.pyx`` (double arithmetic,
-   per-element branches) and typed in the array's dtype without branches.
+E. ``--sgd-loop``: the momentum-SGD loop over one 300x784 weight, compiled in a temporary
+   directory in the two forms of ``corenet/_kernels/dense.pyx``: the general loop (double
+   arithmetic, per-element branches; used with masks, weight decay or dampening) and the
+   branch-free loop in the array's dtype (plain momentum; before commit fd68af6 the general
+   loop ran in every case).
 
 Medians over many repetitions (timer cost ~0.05 µs). Uses private attributes of corenet
 (``trainer._fast``, ``layer._prepare``...) because it is a diagnostic; sections whose
@@ -116,6 +116,11 @@ def momentum_cost(trainer, xs, ys):
 
 
 def blas_split(model, batch):
+    """The BLAS calls of the compiled step (dense.pyx: ``?gemv`` for the forward product
+    and the input gradient when the batch is 1, ``?gemm`` otherwise and for the weight
+    gradient), made with the same shapes and transposes through ``scipy.linalg.blas`` (the
+    same OpenBLAS library), plus ``fill(0)`` + ``?ger`` as the batch-1 alternative for the
+    weight gradient."""
     from scipy.linalg import blas
 
     rows = {}
@@ -129,23 +134,23 @@ def blas_split(model, batch):
         S = np.zeros((batch, dout), W.dtype)
         dX = np.zeros((batch, din), W.dtype)
         key = f"B   layer {layer.key} {din}->{dout}"
-        # the compiled step's calls, column-major views of the row-major arrays
-        rows[f"{key}: forward  gemm(T,N) S=XWᵀ"] = med_us(
-            lambda: gemm(1.0, W.T, X.T, beta=1.0, c=S.T, trans_a=1, overwrite_c=1), 500)
-        rows[f"{key}: weight grad gemm(N,T) gW=DᵀX"] = med_us(
-            lambda: gemm(1.0, X.T, D.T, beta=0.0, c=gW.T, trans_b=1, overwrite_c=1), 500)
-        if layer.key != "0":
-            rows[f"{key}: input grad gemm(N,N) dX=DW"] = med_us(
-                lambda: gemm(1.0, W.T, D.T, beta=0.0, c=dX.T, overwrite_c=1), 500)
         if batch == 1:
             x, d = X[0], D[0]
-            rows[f"{key}:   batch-1 alternative: gemv forward"] = med_us(
-                lambda: gemv(1.0, W.T, x, trans=1), 500)
-            rows[f"{key}:   batch-1 alternative: gW.fill(0) + ger"] = med_us(
+            rows[f"{key}: forward gemv s=Wx"] = med_us(lambda: gemv(1.0, W.T, x, trans=1), 500)
+        else:
+            rows[f"{key}: forward gemm(T,N) S=XWᵀ"] = med_us(
+                lambda: gemm(1.0, W.T, X.T, beta=1.0, c=S.T, trans_a=1, overwrite_c=1), 500)
+        rows[f"{key}: weight grad gemm(N,T) gW=DᵀX"] = med_us(
+            lambda: gemm(1.0, X.T, D.T, beta=0.0, c=gW.T, trans_b=1, overwrite_c=1), 500)
+        if batch == 1:
+            rows[f"{key}:   alternative fill(0) + ger"] = med_us(
                 lambda: (gW.fill(0), ger(1.0, x, d, a=gW.T, overwrite_a=1)), 500)
-            if layer.key != "0":
-                rows[f"{key}:   batch-1 alternative: gemv input grad"] = med_us(
-                    lambda: gemv(1.0, W.T, d), 500)
+        if layer.key != "0":
+            if batch == 1:
+                rows[f"{key}: input grad gemv dx=Wᵀd"] = med_us(lambda: gemv(1.0, W.T, d), 500)
+            else:
+                rows[f"{key}: input grad gemm(N,N) dX=DW"] = med_us(
+                    lambda: gemm(1.0, W.T, D.T, beta=0.0, c=dX.T, overwrite_c=1), 500)
     return rows
 
 
@@ -303,7 +308,7 @@ def sgd_loop_bench(dtype):
         n = 300 * 784
         w, g, v = (np.random.rand(n).astype(dtype) for _ in range(3))
         rows = {}
-        for simple, label in ((False, "as in dense.pyx"), (True, "typed, branch-free")):
+        for simple, label in ((False, "general loop"), (True, "typed, branch-free")):
             mod.run(w, g, v, 20, simple)
             t0 = pc()
             mod.run(w, g, v, 300, simple)
