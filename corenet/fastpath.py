@@ -3,7 +3,7 @@
 A training step through the layers costs a few dozen small NumPy calls; for small
 networks and small batches that Python overhead dominates. When a model is a
 ``Sequential`` of ``dense`` layers (each with an optional kernel activation, optionally
-followed by ``activation`` layers and a final ``softmax``), the loss is ``mse``, ``sse``
+followed by ``activation`` layers and a final ``softmax``; a leading ``flatten`` is allowed), the loss is ``mse``, ``sse``
 or ``cross_entropy`` with the mean reduction, the optimizer is ``sgd``/``gd`` (any
 momentum, dampening, Nesterov, coupled weight decay) or ``adam``/``adamw`` (without
 AMSGrad or ε inside the root), with one set of hyperparameters for all groups, and no
@@ -26,13 +26,15 @@ _LOSS_CODES = {"mse": 0, "sse_half": 1, "sse": 2, "ce_labels": 3, "ce_dense": 4}
 def _dense_chain(model):
     """``[(dense layer, activation layer or None, activation name, params)]`` and whether
     a softmax ends the stack; None when the model does not qualify."""
-    from .layers.core import ActivationLayer, Dense, Softmax
+    from .layers.core import ActivationLayer, Dense, Flatten, Softmax
     from .model import Sequential
 
     if type(model) is not Sequential or not model.layers:
         return None
     chain, softmax_end = [], False
     for i, layer in enumerate(model.layers):
+        if type(layer) is Flatten and not chain:
+            continue  # a leading flatten is a view of the (C-contiguous) input
         if type(layer) is Dense:
             chain.append([layer, layer.act])
         elif type(layer) is ActivationLayer and chain and chain[-1][1] is None:
@@ -199,6 +201,8 @@ class DenseStep:
         if xb.shape[0] != self.batch_size:
             raise ShapeError(f"DenseStep: built for batches of {self.batch_size}, got "
                              f"{xb.shape[0]}")
+        if xb.ndim != 2:
+            xb = xb.reshape(xb.shape[0], -1)
         if self.loss_kind == "ce":
             y = np.asarray(yb)
             if y.ndim == 1:

@@ -28,6 +28,8 @@ CONFIGS = {
     "adamw_tanh_mse_uncorrected": (lambda: [Dense(5, activation="tanh"), Dense(2)], "mse",
                                    {"name": "adamw", "lr": 0.01, "bias_correction": False,
                                     "decoupled_weight_decay": 0.05}),
+    "flatten_first": (lambda: ["flatten", Dense(4, activation="relu"), Dense(3), "softmax"],
+                      "cross_entropy", {"name": "sgd", "lr": 0.1, "momentum": 0.9}),
     "separate_activation_ce_onehot_plain": (lambda: [Dense(6), ActivationLayer("softplus"),
                                                      Dense(3)],
                                             "cross_entropy", {"name": "gd", "lr": 0.3}),
@@ -45,7 +47,7 @@ def targets(loss, rng, n, k):
 def test_fast_path_matches_layer_path(name, dtype):
     layers, loss, opt = CONFIGS[name]
     rng = np.random.default_rng(0)
-    X = rng.normal(size=(48, 3))
+    X = rng.normal(size=(48, 3, 1, 1) if name == "flatten_first" else (48, 3))
     k = 3 if loss == "cross_entropy" else 2
     y = targets(loss, rng, 48, k)
     if name.endswith("onehot_plain"):
