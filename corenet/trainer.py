@@ -331,6 +331,10 @@ class Trainer:
         """Forward, loss, backward, regularizers, hooks and the optimizer step, layer by
         layer (README §8)."""
         model, loss = self.model, self.loss
+        if not model.built:
+            model.build(xb.shape[1:])
+        if not self.optimizer.bound:
+            self._bind_optimizer()
         if getattr(self.optimizer, "needs_data", False):
             # data solvers (IRLS, least squares, Levenberg-Marquardt): one iteration per batch
             value = float(self.optimizer.data_step(model, loss, xb, yb, wb))

@@ -261,3 +261,12 @@ def test_validation_split_and_history():
     h = model.fit(X, y, epochs=30, batch_size=8, validation_split=0.25)
     assert len(h) == 30 and len(h.batch_losses) == 30 * 4
     assert h["val_loss"][-1] < 1e-3 < h["val_loss"][0]
+
+
+def test_train_step_before_fit_binds_the_optimizer_on_both_paths():
+    for fast in (True, False):
+        model = Sequential([Dense(3, activation="tanh"), Dense(1)], random_state=0)
+        trainer = corenet.Trainer(model, loss="mse", optimizer="sgd")
+        trainer.fast_path = fast
+        value = trainer.train_step(np.ones((2, 4)), np.zeros((2, 1)))
+        assert np.isfinite(value) and trainer.optimizer.bound
