@@ -310,6 +310,10 @@ class Trainer:
     def train_step(self, xb, yb, wb=None, *, batch: int = 0, check_finite: bool = True) -> float:
         """One mini-batch update; returns the batch loss (without penalties)."""
         self._hook("corenet_on_batch_begin", batch=batch, X=xb, y=yb)
+        if not self.model.built:
+            self.model.build(xb.shape[1:])
+        if not self.optimizer.bound:
+            self._bind_optimizer()
         fast = self._fast_step(xb, wb)
         if fast is not None and xb.dtype == self.model.dtype and xb.flags.c_contiguous \
                 and xb.shape[1:] == self.model.input_shape:
@@ -331,10 +335,6 @@ class Trainer:
         """Forward, loss, backward, regularizers, hooks and the optimizer step, layer by
         layer (README §8)."""
         model, loss = self.model, self.loss
-        if not model.built:
-            model.build(xb.shape[1:])
-        if not self.optimizer.bound:
-            self._bind_optimizer()
         if getattr(self.optimizer, "needs_data", False):
             # data solvers (IRLS, least squares, Levenberg-Marquardt): one iteration per batch
             value = float(self.optimizer.data_step(model, loss, xb, yb, wb))
