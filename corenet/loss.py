@@ -27,6 +27,9 @@ class Loss:
 
     name: str = ""
     fused_activation: str | None = None
+    #: True for losses that treat NaN targets as missing labels (D-58); the trainer then
+    #: lets NaN targets through its input check.
+    missing_targets: bool = False
 
     def __init__(self, reduction: str = "mean"):
         if reduction not in REDUCTIONS:

@@ -689,6 +689,8 @@ class _TaskLoss(Loss):
     ``per_sample`` is ``Σ_t α_t v_nt ℓ_nt``; invalid entries get zero gradient.
     """
 
+    missing_targets = True
+
     def _combine(self, y_pred, tasks, sample_weight, mean):
         n = y_pred.shape[0]
         w = np.ones(n, y_pred.dtype) if sample_weight is None else sample_weight

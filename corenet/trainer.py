@@ -37,7 +37,7 @@ class History:
         return f"History(epochs={len(self.epochs)}, last={last})"
 
 
-def _check_targets(y, n: int, component: str):
+def _check_targets(y, n: int, component: str, allow_nan: bool = False):
     if y is None:
         raise ValueError(f"{component}: targets y are required")
     y = np.asarray(y)
@@ -46,8 +46,11 @@ def _check_targets(y, n: int, component: str):
     if y.ndim == 0 or y.shape[0] != n:
         raise ShapeError(f"{component}: X has {n} samples but y has "
                          f"{'no axis' if y.ndim == 0 else y.shape[0]} (shape {y.shape})")
-    if y.dtype.kind == "f" and not np.isfinite(y).all():
-        raise NotFiniteError(f"{component}: targets contain NaN or inf")
+    if y.dtype.kind == "f":
+        bad = np.isinf(y).any() if allow_nan else not np.isfinite(y).all()
+        if bad:
+            raise NotFiniteError(f"{component}: targets contain "
+                                 f"{'inf' if allow_nan else 'NaN or inf'}")
     return np.ascontiguousarray(y)
 
 
@@ -67,10 +70,11 @@ def evaluate_model(model, X, y, *, loss, metrics=(), batch_size: int = 1024,
                    sample_weight=None) -> dict:
     """Mean loss and metric values of ``model`` on ``(X, y)`` in eval mode."""
     X = model.check_input(X, "evaluate input")
-    y = _check_targets(y, X.shape[0], f"{type(model).__name__}.evaluate")
+    loss = registry.create("loss", loss) if loss is not None else None
+    y = _check_targets(y, X.shape[0], f"{type(model).__name__}.evaluate",
+                       allow_nan=getattr(loss, "missing_targets", False))
     if not model.built:
         model.build(X.shape[1:])
-    loss = registry.create("loss", loss) if loss is not None else None
     metrics = [registry.create("metric", m) for m in metrics]
     was_training = model.training
     model.eval()
@@ -172,7 +176,8 @@ class Trainer:
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"{name}: batch_size must be an integer >= 1, got {batch_size!r}")
         X = model.check_input(X, "fit input")
-        y = _check_targets(y, X.shape[0], name)
+        missing = getattr(self.loss, "missing_targets", False)
+        y = _check_targets(y, X.shape[0], name, allow_nan=missing)
         if X.shape[0] == 0:
             raise ShapeError(f"{name}: X is empty (shape {X.shape})")
         if sample_weight is not None:
@@ -194,7 +199,8 @@ class Trainer:
                 sample_weight = sample_weight[:-n_val]
         if validation_data is not None:
             Xv = model.check_input(np.ascontiguousarray(validation_data[0]), "validation input")
-            yv = _check_targets(validation_data[1], Xv.shape[0], name + " validation")
+            yv = _check_targets(validation_data[1], Xv.shape[0], name + " validation",
+                                allow_nan=missing)
             validation_data = (Xv, yv)
         if not model.built:
             model.build(X.shape[1:])
