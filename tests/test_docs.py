@@ -2,6 +2,7 @@
 in .ci/run as `mkdocs build --strict`)."""
 import importlib.util
 import inspect
+import re
 from pathlib import Path
 from types import SimpleNamespace
 
