@@ -3,8 +3,12 @@
 Each function here has the semantics of the kernel of the same name in
 :mod:`corenet.kernels`, written as directly as possible (spec networks.md §2.2, §2.3,
 §3.4; README §10 stable forms; D-04 left branch at kinks). Element-wise activation
-formulas are evaluated in float64 and rounded once to the input dtype, as the kernels
-do. These functions do not validate their input and are not fast.
+formulas are evaluated in float64 and rounded once to the input dtype: the exact
+reference. The kernels evaluate the same formulas in the array dtype (float32
+arithmetic and float library functions for float32, see
+``corenet/_kernels/activation_simd.h``) and agree with these twins within the spec's
+kernel-vs-reference tolerance (README §3.1: rtol 1e-5 float32, 1e-12 float64). These
+functions do not validate their input and are not fast.
 
 ``ACTIVATION_PARAMS`` (name -> ((param, default), ...)) is the one table of activation
 hyperparameters and spec defaults, shared by the facade and the activation family.

@@ -1,5 +1,10 @@
 """Compiled activation / softmax / cross-entropy kernels vs their NumPy twins
-(corenet._reference), spec vectors TV-ACT-03, TV-LOSS-01/02, and input validation."""
+(corenet._reference), spec vectors TV-ACT-03, TV-LOSS-01/02, and input validation.
+
+The activation loops are compiled for several instruction sets (``_act.SIMD_LEVELS``);
+the tests marked "every instruction set" run each one this CPU supports, including the
+special values the -fno-math-errno / -fno-trapping-math build must keep (NaN, ±inf,
+±1000, ±0 at the kinks of D-04, subnormals)."""
 import numpy as np
 import pytest
 
@@ -8,7 +13,7 @@ from corenet import config, kernels as K
 from corenet.errors import DTypeError, HyperparameterError, ShapeError
 
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
-SHAPES = [(7,), (3, 5), (2, 3, 4, 5), (0,), (1,), (300, 200)]   # last: threaded path
+SHAPES = [(7,), (3, 5), (2, 3, 4, 5), (0,), (1,), (300, 240)]   # last: threaded path
 NAMES = sorted(K.ACTIVATION_CODES)
 DIFF = [n for n in NAMES if n != "sign"]
 PARAMS = {"scaled_tanh": dict(a=1.5, b=0.7), "leaky_relu": dict(alpha=0.2),
@@ -32,8 +37,22 @@ def rand(shape, dtype, seed=0, scale=4.0):
     return x
 
 
+FROM_Y = ("sigmoid", "sigmoid_symmetric", "tanh", "scaled_tanh", "elu", "selu")
+ISAS = K._act.SIMD_LEVELS[:K._act.SIMD_LEVELS.index(K._act.SIMD_ISA) + 1]
+
+
+@pytest.fixture(params=ISAS)
+def isa(request):
+    old = K._act._use_simd_isa(request.param)
+    yield request.param
+    K._act._use_simd_isa(old)
+
+
 def test_large_shape_triggers_threaded_path():
     assert np.prod(SHAPES[-1]) > K._act.PARALLEL_MIN
+    assert K._act.PARALLEL_MIN <= K._act.PARALLEL_MIN_CHEAP
+    with pytest.raises(ValueError, match="instruction set"):
+        K._act._use_simd_isa("avx1024")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -77,6 +96,123 @@ def test_out_buffers_in_place_and_thread_independence(name):
     g = dy.copy()
     assert K.activation_backward(name, x, None, g, out=g) is g
     np.testing.assert_allclose(g, R.activation_backward(name, x, None, dy), **TOL[np.float64])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_instruction_set_vs_reference(isa, dtype):
+    x = rand((1013,), dtype)                     # not a multiple of the block length
+    dy = rand((1013,), dtype, seed=1, scale=1.0)
+    for name in NAMES:
+        for params in ({}, PARAMS.get(name, {})):
+            y = K.activation_forward(name, x, **params)
+            np.testing.assert_allclose(y, R.activation_forward(name, x, **params),
+                                       **TOL[dtype], err_msg=f"{isa} {name} forward")
+            if name == "sign":
+                continue
+            for src in ((x, None), (x, y)):
+                np.testing.assert_allclose(
+                    K.activation_backward(name, *src, dy, **params),
+                    R.activation_backward(name, *src, dy, **params),
+                    **TOL[dtype], err_msg=f"{isa} {name} backward")
+
+
+SPECIAL = [np.nan, np.inf, -np.inf, 1000.0, -1000.0, 88.8, -88.8, -103.0, 30.0, -30.0,
+           0.0, -0.0, 1e-40, -1e-40, 1e-300, 0.5, -0.5]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_special_values_every_instruction_set(isa, dtype):
+    """NaN/inf/large/subnormal inputs (and non-finite dy) give the twin's values, same
+    NaN pattern; the kinks follow D-04 at +0 and -0."""
+    with np.errstate(all="ignore"):
+        x = np.array(SPECIAL, dtype)
+        x = np.concatenate([x, x[::-1], x])          # full blocks and tails
+        dy = np.linspace(0.5, 1.5, x.size).astype(dtype)
+        dy[[10, 15, 16]] = np.inf, np.nan, -np.inf    # at x = 0, 0.5, -0.5: dx = dy * f'(x)
+        tol = dict(TOL[dtype], equal_nan=True)
+        for name in NAMES:
+            params = PARAMS.get(name, {})
+            y = K.activation_forward(name, x, **params)
+            np.testing.assert_allclose(y, R.activation_forward(name, x, **params), **tol,
+                                       err_msg=f"{isa} {name}")
+            if name == "sign":
+                continue
+            for src in ((x, None), (x, y)):
+                np.testing.assert_allclose(
+                    K.activation_backward(name, *src, dy, **params),
+                    R.activation_backward(name, *src, dy, **params), **tol,
+                    err_msg=f"{isa} {name} backward")
+        zeros = np.array([0.0, -0.0], dtype)
+        ones = np.ones(2, dtype)
+        kinks = {"relu": 0.0, "leaky_relu": 0.01, "generalized_relu": 0.0, "elu": 1.0,
+                 "selu": R.SELU_LAMBDA * R.SELU_ALPHA}
+        for name, slope in kinks.items():
+            for y in (None, K.activation_forward(name, zeros)):
+                d = K.activation_backward(name, zeros, y, ones)
+                np.testing.assert_allclose(d, slope, rtol=1e-6, err_msg=name)
+            assert np.array_equal(K.activation_forward(name, zeros), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bit_identical_for_any_thread_count_and_offset(dtype):
+    """Each element is computed by the same instructions wherever a chunk or an array
+    starts: 1 or 2 threads and shifted views give the same bits."""
+    n = K._act.PARALLEL_MIN_CHEAP + 1001
+    x = rand((n,), dtype)
+    dy = rand((n,), dtype, seed=1, scale=1.0)
+    for name in NAMES:
+        config.set_num_threads(2)
+        y2 = K.activation_forward(name, x)
+        d2 = None if name == "sign" else K.activation_backward(name, x, None, dy)
+        config.set_num_threads(1)
+        assert np.array_equal(K.activation_forward(name, x), y2, equal_nan=True), name
+        for k in (1, 3, 17):
+            assert np.array_equal(K.activation_forward(name, x[k:k + 70000]),
+                                  y2[k:k + 70000]), (name, k)
+        if name != "sign":
+            assert np.array_equal(K.activation_backward(name, x, None, dy), d2), name
+            assert np.array_equal(K.activation_backward(name, x[5:], None, dy[5:]), d2[5:])
+            if name in FROM_Y:
+                config.set_num_threads(2)
+                dy2 = K.activation_backward(name, None, y2, dy)
+                config.set_num_threads(1)
+                assert np.array_equal(K.activation_backward(name, None, y2, dy), dy2), name
+
+
+def test_elementary_functions_accuracy(isa):
+    """exp (float32: own AVX-512 routine or libmvec/libm) and GELU's Φ on a sweep of
+    all float32 exponents: exp within 1.02 ulp (own) / 4 ulp (library), Φ within 1.2e-7
+    absolute; NaN, ±inf and overflow handled."""
+    from scipy.special import ndtr
+    bits = np.arange(0, 2 ** 32, 4099, dtype=np.uint64).astype(np.uint32)
+    x = bits.view(np.float32)
+    x = x[np.isfinite(x)]
+    x = x[(x > -110) & (x < 100)]
+    e = np.empty_like(x)
+    K._act._elementary("exp", x, e)
+    ref = np.exp(x.astype(np.float64))
+    finite = ref < np.finfo(np.float32).max
+    ulp = np.spacing(ref[finite].astype(np.float32)).astype(np.float64)
+    ulp = np.maximum(ulp, np.float64(np.finfo(np.float32).smallest_subnormal))
+    err = np.abs(e[finite] - ref[finite]) / ulp
+    assert err.max() <= (1.02 if isa == "avx512f" else 4.0), (isa, x[finite][err.argmax()])
+    assert np.all(np.isposinf(e[~finite]))
+    p = np.empty_like(x)
+    K._act._elementary("phi", x, p)
+    assert np.abs(p - ndtr(x.astype(np.float64))).max() <= 1.2e-7
+    sp = np.array([np.nan, np.inf, -np.inf, 89.0, -104.0], np.float32)
+    out = np.empty_like(sp)
+    K._act._elementary("exp", sp, out)
+    assert np.isnan(out[0]) and out[1] == np.inf and out[2] == 0 and out[3] == np.inf
+    assert out[4] == 0
+    K._act._elementary("phi", sp, out)
+    assert np.isnan(out[0]) and out[1] == 1 and out[2] == 0 and out[3] == 1 and out[4] == 0
+    x64 = np.linspace(-40, 40, 10001)
+    e64 = np.empty_like(x64)
+    K._act._elementary("exp", x64, e64)
+    np.testing.assert_allclose(e64, np.exp(x64), rtol=1e-15)
+    K._act._elementary("phi", x64, e64)
+    np.testing.assert_allclose(e64, ndtr(x64), rtol=1e-12, atol=1e-300)  # argument rounding
 
 
 def test_activation_accepts_code_and_extreme_values():

@@ -6,41 +6,76 @@ and contiguity before anything here runs without the GIL.
 
 * Arrays are flat, C-contiguous, float32 or float64 (fused type ``floating``); the
   caller provides the output buffer (``out`` / ``dx``), which may alias an input.
-* The scalar formula is evaluated in double precision and rounded once to the array
-  dtype (also for float32); :mod:`corenet._reference` mirrors this.
-* Arrays larger than ``PARALLEL_MIN`` elements are cut into ``num_threads`` equal
-  contiguous chunks run by ``prange(schedule="static")``; smaller ones run serially.
-  Every element is computed independently, so results do not depend on threads.
+* The element loops are C (``activation_simd.h``): formulas evaluated in the array
+  dtype (float32 arithmetic and float library functions for float32), branch-free,
+  vectorised (glibc libmvec; for float32 on AVX-512 an own exp and, for GELU, an own
+  Φ; accuracy in that header), compiled for SSE2/AVX2/AVX-512F and picked at import
+  (``SIMD_ISA``). :mod:`corenet._reference` evaluates the same formulas in float64 and
+  rounds once; kernel and twin agree within the spec's tolerance (README §3.1).
+* Arrays with more than ``PARALLEL_MIN`` elements (``PARALLEL_MIN_CHEAP`` for the
+  memory-bound loops: identity, relu, leaky/generalized relu, softsign, sign and the
+  output-based backward routes) are cut into ``num_threads`` contiguous chunks (multiples
+  of 64 elements) run by ``prange(schedule="static")``; smaller ones run serially, which
+  also spares the OpenMP spin-wait of the second thread for work it barely speeds up.
+  Every element is computed by the same instructions wherever its chunk starts, so
+  results do not depend on the thread count (bit-identical).
 * Kinks (D-04): the point x = 0 belongs to the left branch (``x <= 0``).
 * ``activation_backward(..., from_y=True)`` receives the cached output y instead of x
   (codes in ``FROM_Y``: sigmoid, sigmoid_symmetric, tanh, scaled_tanh, elu, selu).
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport exp, expm1, log1p, tanh, atan, erf, erfc, fabs
 
-cdef Py_ssize_t _PARALLEL_MIN = 32768
+cdef extern from "activation_simd.h" nogil:
+    enum:
+        A_IDENTITY, A_SIGMOID, A_SIGMOID_SYM, A_TANH, A_SCALED_TANH, A_ARCTAN, A_SOFTSIGN,
+        A_RELU, A_LEAKY, A_ELU, A_SELU, A_SOFTPLUS, A_ERF, A_GAUSSIAN, A_SIGN, A_GELU,
+        A_SILU, A_NCODES
+    int cn_init_isa()
+    int cn_set_isa(int isa)
+    void cn_fwd_f32(int code, const float* x, float* y, Py_ssize_t n, double p1, double p2)
+    void cn_fwd_f64(int code, const double* x, double* y, Py_ssize_t n, double p1, double p2)
+    void cn_bwd_f32(int code, const float* x, const float* dy, float* dx, Py_ssize_t n,
+                    double p1, double p2, int from_y)
+    void cn_bwd_f64(int code, const double* x, const double* dy, double* dx, Py_ssize_t n,
+                    double p1, double p2, int from_y)
+    void cn_elem_f32(int which, const float* x, float* y, Py_ssize_t n)
+    void cn_elem_f64(int which, const double* x, double* y, Py_ssize_t n)
+
+SIMD_LEVELS = ("baseline", "avx2", "avx512f")
+SIMD_ISA = SIMD_LEVELS[cn_init_isa()]      # instruction set of the loops on this CPU
+
+
+def _use_simd_isa(name):
+    """Test hook: run the loops compiled for ``name`` (one of ``SIMD_LEVELS`` up to
+    ``SIMD_ISA``) from now on; returns the previous name. Not thread-safe."""
+    if name not in SIMD_LEVELS or SIMD_LEVELS.index(name) > SIMD_LEVELS.index(SIMD_ISA):
+        raise ValueError(f"activation kernels: instruction set {name!r} is not available "
+                         f"(this CPU: up to {SIMD_ISA!r})")
+    return SIMD_LEVELS[cn_set_isa(SIMD_LEVELS.index(name))]
+
+
+def _elementary(str name, const floating[::1] x, floating[::1] out):
+    """Test hook: ``out = exp(x)`` (name "exp") or ``Φ(x)`` (name "phi", the standard
+    normal CDF as GELU computes it) through the same block routines as the kernels."""
+    cdef int which = {"exp": 0, "phi": 1}[name]
+    if out.shape[0] != x.shape[0]:
+        raise ValueError("_elementary: x and out differ in length")
+    if x.shape[0] == 0:
+        return
+    if floating is float:
+        cn_elem_f32(which, &x[0], &out[0], x.shape[0])
+    else:
+        cn_elem_f64(which, &x[0], &out[0], x.shape[0])
+
+
+# serial below these sizes (see the module doc). Measured on 2 cores: 2 threads save
+# ~35 % at 64 Ki elements for the transcendental loops and nothing below ~128 Ki for
+# relu, while each parallel call left alone costs ~2 ms of libgomp spin on the other core.
+cdef Py_ssize_t _PARALLEL_MIN = 65536
+cdef Py_ssize_t _PARALLEL_MIN_CHEAP = 262144
 PARALLEL_MIN = _PARALLEL_MIN
-
-cdef enum:
-    A_IDENTITY = 0
-    A_SIGMOID = 1
-    A_SIGMOID_SYM = 2
-    A_TANH = 3
-    A_SCALED_TANH = 4
-    A_ARCTAN = 5
-    A_SOFTSIGN = 6
-    A_RELU = 7
-    A_LEAKY = 8          # leaky_relu and generalized_relu: x if x > 0 else alpha*x
-    A_ELU = 9
-    A_SELU = 10
-    A_SOFTPLUS = 11
-    A_ERF = 12
-    A_GAUSSIAN = 13
-    A_SIGN = 14
-    A_GELU = 15
-    A_SILU = 16
-    A_NCODES = 17
+PARALLEL_MIN_CHEAP = _PARALLEL_MIN_CHEAP
 
 CODES = {"identity": A_IDENTITY, "sigmoid": A_SIGMOID, "sigmoid_symmetric": A_SIGMOID_SYM,
          "tanh": A_TANH, "scaled_tanh": A_SCALED_TANH, "arctan": A_ARCTAN,
@@ -51,178 +86,48 @@ CODES = {"identity": A_IDENTITY, "sigmoid": A_SIGMOID, "sigmoid_symmetric": A_SI
 FROM_Y = frozenset({A_SIGMOID, A_SIGMOID_SYM, A_TANH, A_SCALED_TANH, A_ELU, A_SELU})
 NOT_DIFFERENTIABLE = frozenset({A_SIGN})
 
-cdef double SELU_L = 1.0507009873554804934
-cdef double SELU_LA = 1.0507009873554804934 * 1.6732632423543772848
-cdef double TWO_OVER_SQRTPI = 1.1283791670955125739
-cdef double INV_SQRT2 = 0.70710678118654752440
-cdef double INV_SQRT2PI = 0.39894228040143267794
-
-
-cdef inline double _sigmoid(double x) noexcept nogil:
-    """Sign-split logistic function (README §10)."""
-    cdef double e
-    if x >= 0:
-        return 1.0 / (1.0 + exp(-x))
-    e = exp(x)
-    return e / (1.0 + e)
-
-
-cdef inline double _softplus(double x, double beta) noexcept nogil:
-    cdef double bx = beta * x
-    return ((bx if bx > 0 else 0.0) + log1p(exp(-fabs(bx)))) / beta
-
-
-cdef inline double _gelu_cdf(double x) noexcept nogil:
-    """Standard normal CDF Φ(x) = erfc(-x/√2)/2 (accurate for very negative x)."""
-    return 0.5 * erfc(-x * INV_SQRT2)
-
 
 cdef void _fwd(int code, const floating* x, floating* y, Py_ssize_t lo, Py_ssize_t hi,
                double p1, double p2) noexcept nogil:
-    """y[i] = f(x[i]) for lo <= i < hi; one loop per activation code."""
-    cdef Py_ssize_t i
-    cdef double v
-    if code == A_IDENTITY:
-        for i in range(lo, hi):
-            y[i] = x[i]
-    elif code == A_SIGMOID:
-        for i in range(lo, hi):
-            y[i] = <floating>_sigmoid(x[i])
-    elif code == A_SIGMOID_SYM:
-        for i in range(lo, hi):
-            y[i] = <floating>(_sigmoid(x[i]) - 0.5)
-    elif code == A_TANH:
-        for i in range(lo, hi):
-            y[i] = <floating>tanh(x[i])
-    elif code == A_SCALED_TANH:
-        for i in range(lo, hi):
-            y[i] = <floating>(p1 * tanh(p2 * x[i]))
-    elif code == A_ARCTAN:
-        for i in range(lo, hi):
-            y[i] = <floating>atan(x[i])
-    elif code == A_SOFTSIGN:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = <floating>(v / (1.0 + fabs(v)))
-    elif code == A_RELU:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = <floating>(0.0 if v <= 0 else v)
-    elif code == A_LEAKY:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = <floating>(p1 * v if v <= 0 else v)
-    elif code == A_ELU:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = <floating>(p1 * expm1(v) if v <= 0 else v)
-    elif code == A_SELU:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = <floating>(SELU_LA * expm1(v) if v <= 0 else SELU_L * v)
-    elif code == A_SOFTPLUS:
-        for i in range(lo, hi):
-            y[i] = <floating>_softplus(x[i], p1)
-    elif code == A_ERF:
-        for i in range(lo, hi):
-            y[i] = <floating>erf(x[i])
-    elif code == A_GAUSSIAN:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = <floating>exp(-0.5 * v * v)
-    elif code == A_SIGN:
-        for i in range(lo, hi):
-            y[i] = <floating>(1.0 if x[i] >= 0 else -1.0)
-    elif code == A_GELU:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = <floating>(v * _gelu_cdf(v))
-    elif code == A_SILU:
-        for i in range(lo, hi):
-            v = x[i]
-            y[i] = <floating>(v * _sigmoid(v))
+    """y[i] = f(x[i]) for lo <= i < hi (the C loops of activation_simd.h)."""
+    if hi <= lo:
+        return
+    if floating is float:
+        cn_fwd_f32(code, x + lo, y + lo, hi - lo, p1, p2)
+    else:
+        cn_fwd_f64(code, x + lo, y + lo, hi - lo, p1, p2)
 
 
 cdef void _bwd(int code, const floating* x, const floating* dy, floating* dx, Py_ssize_t lo,
                Py_ssize_t hi, double p1, double p2, bint from_y) noexcept nogil:
-    """dx[i] = dy[i] * f'(x[i]); with ``from_y`` the array x holds the output y = f(x)."""
-    cdef Py_ssize_t i
-    cdef double v, s, t
-    if code == A_IDENTITY:
-        for i in range(lo, hi):
-            dx[i] = dy[i]
-    elif code == A_SIGMOID or code == A_SIGMOID_SYM:
-        if from_y:
-            for i in range(lo, hi):
-                s = x[i] if code == A_SIGMOID else x[i] + 0.5
-                dx[i] = <floating>(dy[i] * (s * (1.0 - s)))
-        else:
-            for i in range(lo, hi):
-                s = _sigmoid(x[i])
-                dx[i] = <floating>(dy[i] * (s * (1.0 - s)))
-    elif code == A_TANH:
-        for i in range(lo, hi):
-            t = x[i] if from_y else tanh(x[i])
-            dx[i] = <floating>(dy[i] * (1.0 - t * t))
-    elif code == A_SCALED_TANH:
-        for i in range(lo, hi):
-            t = x[i] / p1 if from_y else tanh(p2 * x[i])
-            dx[i] = <floating>(dy[i] * (p1 * p2 * (1.0 - t * t)))
-    elif code == A_ARCTAN:
-        for i in range(lo, hi):
-            v = x[i]
-            dx[i] = <floating>(dy[i] / (1.0 + v * v))
-    elif code == A_SOFTSIGN:
-        for i in range(lo, hi):
-            v = 1.0 + fabs(x[i])
-            dx[i] = <floating>(dy[i] / (v * v))
-    elif code == A_RELU:
-        for i in range(lo, hi):
-            dx[i] = <floating>(0.0 if x[i] <= 0 else dy[i])
-    elif code == A_LEAKY:
-        for i in range(lo, hi):
-            dx[i] = <floating>(p1 * dy[i] if x[i] <= 0 else dy[i])
-    elif code == A_ELU:
-        for i in range(lo, hi):
-            v = x[i]
-            if v <= 0:
-                dx[i] = <floating>(dy[i] * ((v + p1) if from_y else p1 * exp(v)))
-            else:
-                dx[i] = dy[i]
-    elif code == A_SELU:
-        for i in range(lo, hi):
-            v = x[i]
-            if v <= 0:
-                dx[i] = <floating>(dy[i] * ((v + SELU_LA) if from_y else SELU_LA * exp(v)))
-            else:
-                dx[i] = <floating>(dy[i] * SELU_L)
-    elif code == A_SOFTPLUS:
-        for i in range(lo, hi):
-            dx[i] = <floating>(dy[i] * _sigmoid(p1 * x[i]))
-    elif code == A_ERF:
-        for i in range(lo, hi):
-            v = x[i]
-            dx[i] = <floating>(dy[i] * (TWO_OVER_SQRTPI * exp(-v * v)))
-    elif code == A_GAUSSIAN:
-        for i in range(lo, hi):
-            v = x[i]
-            dx[i] = <floating>(dy[i] * (-v * exp(-0.5 * v * v)))
-    elif code == A_GELU:
-        for i in range(lo, hi):
-            v = x[i]
-            dx[i] = <floating>(dy[i] * (_gelu_cdf(v) + v * INV_SQRT2PI * exp(-0.5 * v * v)))
-    elif code == A_SILU:
-        for i in range(lo, hi):
-            v = x[i]
-            s = _sigmoid(v)
-            dx[i] = <floating>(dy[i] * (s * (1.0 + v * (1.0 - s))))
+    """dx[i] = dy[i] * f'(x[i]) for lo <= i < hi; with ``from_y`` x holds y = f(x)."""
+    if hi <= lo:
+        return
+    if floating is float:
+        cn_bwd_f32(code, x + lo, dy + lo, dx + lo, hi - lo, p1, p2, from_y)
+    else:
+        cn_bwd_f64(code, x + lo, dy + lo, dx + lo, hi - lo, p1, p2, from_y)
 
 
-cdef inline Py_ssize_t _n_chunks(Py_ssize_t n, int num_threads) noexcept nogil:
+cdef inline bint _cheap(int code, bint backward, bint from_y) noexcept nogil:
+    """Memory-bound loops (no transcendental function per element)."""
+    if code == A_IDENTITY or code == A_RELU or code == A_LEAKY or code == A_SOFTSIGN \
+            or code == A_SIGN:
+        return True
+    return backward and (from_y or code == A_ARCTAN)
+
+
+cdef inline Py_ssize_t _n_chunks(Py_ssize_t n, int num_threads, bint cheap) noexcept nogil:
     """1 (serial) for small arrays, else one chunk per thread."""
-    if num_threads <= 1 or n <= _PARALLEL_MIN:
+    if num_threads <= 1 or n <= (_PARALLEL_MIN_CHEAP if cheap else _PARALLEL_MIN):
         return 1
     return num_threads
+
+
+cdef inline Py_ssize_t _chunk_len(Py_ssize_t n, Py_ssize_t nchunks) noexcept nogil:
+    """ceil(n / nchunks) rounded up to 64 elements (chunks start on cache lines)."""
+    cdef Py_ssize_t c = (n + nchunks - 1) // nchunks
+    return (c + 63) // 64 * 64
 
 
 cdef void _check_code(int code, bint backward) except *:
@@ -244,8 +149,8 @@ def activation_forward(int code, const floating[::1] x, floating[::1] out,
         return
     cdef const floating* xp = &x[0]
     cdef floating* yp = &out[0]
-    nchunks = _n_chunks(n, num_threads)
-    chunk = (n + nchunks - 1) // nchunks
+    nchunks = _n_chunks(n, num_threads, _cheap(code, False, False))
+    chunk = _chunk_len(n, nchunks)
     with nogil:
         if nchunks == 1:
             _fwd(code, xp, yp, 0, n, p1, p2)
@@ -276,8 +181,8 @@ def activation_backward(int code, const floating[::1] xy, const floating[::1] dy
     cdef const floating* xp = &xy[0]
     cdef const floating* gp = &dy[0]
     cdef floating* dp = &dx[0]
-    nchunks = _n_chunks(n, num_threads)
-    chunk = (n + nchunks - 1) // nchunks
+    nchunks = _n_chunks(n, num_threads, _cheap(code, True, from_y))
+    chunk = _chunk_len(n, nchunks)
     with nogil:
         if nchunks == 1:
             _bwd(code, xp, gp, dp, 0, n, p1, p2, from_y)
@@ -307,7 +212,7 @@ def prelu_forward(const floating[:, :, ::1] x, const floating[::1] alpha,
     cdef const floating* xp = &x[0, 0, 0]
     cdef const floating* ap = &alpha[0]
     cdef floating* yp = &out[0, 0, 0]
-    cdef int nt = num_threads if _n_chunks(N * C * S, num_threads) > 1 else 1
+    cdef int nt = num_threads if _n_chunks(N * C * S, num_threads, True) > 1 else 1
     with nogil:
         for r in prange(N * C, num_threads=nt, schedule="static"):
             c = 0 if shared else r % C
@@ -338,7 +243,7 @@ def prelu_backward(const floating[:, :, ::1] x, const floating[:, :, ::1] dy,
     cdef const floating* ap = &alpha[0]
     cdef floating* dp = &dx[0, 0, 0]
     cdef floating* pp = &partial[0, 0]
-    cdef int nt = num_threads if _n_chunks(N * C * S, num_threads) > 1 else 1
+    cdef int nt = num_threads if _n_chunks(N * C * S, num_threads, True) > 1 else 1
     with nogil:
         for r in prange(N * C, num_threads=nt, schedule="static"):
             c = 0 if shared else r % C
