@@ -1158,3 +1158,40 @@ __all__ = ["EPS", "TOL", "LAYER_CHECKS", "LOSS_CHECKS", "OPTIMIZER_CHECKS",
            "check_gradients", "check_layer", "check_loss", "check_optimizer",
            "check_registered", "check_regularizer", "examples", "make_predictions",
            "make_targets", "numerical_gradient", "parametrize_registered", "rel_error"]
+
+
+def check_linear_second_order(layer, xs, eps=1e-6):
+    """Second-order passes of a parameter-free, piecewise-linear layer (pooling, pad, crop,
+    dropout with a fixed mask, ...; networks.md §7.2, §7.5): the R-forward of unit vectors
+    gives the Jacobian J of ``layer`` at ``xs`` (checked against central differences of
+    forward); R-backward must apply Jᵀ to dy and R{dy}, and the Gauss-Newton diagonal
+    pass (J∘J)ᵀ. Only the first input varies. Raises AssertionError on a mismatch."""
+    multi = len(xs) > 1
+    y = layer.forward(*xs)
+    x = xs[0]
+
+    def tangent(v):
+        return [v] + [None] * (len(xs) - 1) if multi else v
+
+    J = np.stack([layer.rop_forward(tangent(e.reshape(x.shape)), []).ravel()
+                  for e in np.eye(x.size)], axis=1)
+    num = np.empty_like(J)
+    for i in range(x.size):
+        xp, xm = x.copy(), x.copy()
+        xp.flat[i] += eps
+        xm.flat[i] -= eps
+        diff = layer.forward(xp, *xs[1:]) - layer.forward(xm, *xs[1:])
+        num[:, i] = (diff / (2 * eps)).ravel()
+    np.testing.assert_allclose(J, num, rtol=1e-6, atol=1e-8)
+    layer.forward(*xs)                                     # restore the caches
+    assert layer.rop_forward(tangent(None), []) is None
+    rng = np.random.default_rng(9)
+    dy, dy_dot = rng.standard_normal(y.shape), rng.standard_normal(y.shape)
+    h = rng.random(y.shape)
+    dx, dx_dot = layer.rop_backward(dy, dy_dot, [], [])
+    g = layer.diag_gn_backward(h, [])
+    if multi:
+        dx, dx_dot, g = dx[0], dx_dot[0], g[0]
+    np.testing.assert_allclose(dx.ravel(), J.T @ dy.ravel(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_dot.ravel(), J.T @ dy_dot.ravel(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g.ravel(), (J ** 2).T @ h.ravel(), rtol=1e-12, atol=1e-12)

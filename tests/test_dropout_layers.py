@@ -7,6 +7,7 @@ deterministic; 5σ makes them robust to a change of seed)."""
 import numpy as np
 import pytest
 
+from corenet.testing import check_linear_second_order
 import corenet.testing as ct
 from corenet import Sequential
 from corenet.errors import HyperparameterError, ShapeError
@@ -248,42 +249,6 @@ def test_predict_mc():
 
 
 # ----------------------------------------------------------------------------- second order
-# (same helper as in tests/test_pooling_layers.py; test modules do not import each other)
-def check_linear_passes(layer, xs, eps=1e-6):
-    """The R-forward of unit vectors gives the Jacobian J of ``layer`` at ``xs`` (checked
-    against central differences of forward); R-backward must apply Jᵀ to dy and R{dy},
-    the Gauss-Newton diagonal pass (J∘J)ᵀ. Only the first input varies."""
-    multi = len(xs) > 1
-    y = layer.forward(*xs)
-    x = xs[0]
-
-    def tangent(v):
-        return [v] + [None] * (len(xs) - 1) if multi else v
-
-    J = np.stack([layer.rop_forward(tangent(e.reshape(x.shape)), []).ravel()
-                  for e in np.eye(x.size)], axis=1)
-    num = np.empty_like(J)
-    for i in range(x.size):
-        xp, xm = x.copy(), x.copy()
-        xp.flat[i] += eps
-        xm.flat[i] -= eps
-        diff = layer.forward(xp, *xs[1:]) - layer.forward(xm, *xs[1:])
-        num[:, i] = (diff / (2 * eps)).ravel()
-    np.testing.assert_allclose(J, num, rtol=1e-6, atol=1e-8)
-    layer.forward(*xs)                                     # restore the caches
-    assert layer.rop_forward(tangent(None), []) is None
-    rng = np.random.default_rng(9)
-    dy, dy_dot = rng.standard_normal(y.shape), rng.standard_normal(y.shape)
-    h = rng.random(y.shape)
-    dx, dx_dot = layer.rop_backward(dy, dy_dot, [], [])
-    g = layer.diag_gn_backward(h, [])
-    if multi:
-        dx, dx_dot, g = dx[0], dx_dot[0], g[0]
-    np.testing.assert_allclose(dx.ravel(), J.T @ dy.ravel(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(dx_dot.ravel(), J.T @ dy_dot.ravel(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(g.ravel(), (J ** 2).T @ h.ravel(), rtol=1e-12, atol=1e-12)
-
-
 class FixedNormal(FixedUniform):
     """Also a fixed ``standard_normal`` draw (for gaussian_noise)."""
 
@@ -302,4 +267,4 @@ def test_second_order_passes_with_a_fixed_mask(make, shape, train):
     x = np.random.default_rng(7).standard_normal((2,) + shape)
     u = np.random.default_rng(8).random(getattr(layer, "_mask_shape", lambda s: s)(x.shape))
     layer.rng = FixedNormal(u)
-    check_linear_passes(layer.train(train), [x])
+    check_linear_second_order(layer.train(train), [x])

@@ -3,6 +3,7 @@ TV-POOL-01/02/04, TV-SIZE-01, TV-MLP-05, switches wiring in Sequential and Graph
 import numpy as np
 import pytest
 
+from corenet.testing import check_linear_second_order
 import corenet.testing as ct
 from corenet import Graph, Sequential, registry
 from corenet.errors import DTypeError, HyperparameterError, ShapeError
@@ -223,41 +224,6 @@ def test_return_indices_and_config():
 
 
 # ----------------------------------------------------------------------------- second order
-def check_linear_passes(layer, xs, eps=1e-6):
-    """The R-forward of unit vectors gives the Jacobian J of ``layer`` at ``xs`` (checked
-    against central differences of forward); R-backward must apply Jᵀ to dy and R{dy},
-    the Gauss-Newton diagonal pass (J∘J)ᵀ. Only the first input varies."""
-    multi = len(xs) > 1
-    y = layer.forward(*xs)
-    x = xs[0]
-
-    def tangent(v):
-        return [v] + [None] * (len(xs) - 1) if multi else v
-
-    J = np.stack([layer.rop_forward(tangent(e.reshape(x.shape)), []).ravel()
-                  for e in np.eye(x.size)], axis=1)
-    num = np.empty_like(J)
-    for i in range(x.size):
-        xp, xm = x.copy(), x.copy()
-        xp.flat[i] += eps
-        xm.flat[i] -= eps
-        diff = layer.forward(xp, *xs[1:]) - layer.forward(xm, *xs[1:])
-        num[:, i] = (diff / (2 * eps)).ravel()
-    np.testing.assert_allclose(J, num, rtol=1e-6, atol=1e-8)
-    layer.forward(*xs)                                     # restore the caches
-    assert layer.rop_forward(tangent(None), []) is None
-    rng = np.random.default_rng(9)
-    dy, dy_dot = rng.standard_normal(y.shape), rng.standard_normal(y.shape)
-    h = rng.random(y.shape)
-    dx, dx_dot = layer.rop_backward(dy, dy_dot, [], [])
-    g = layer.diag_gn_backward(h, [])
-    if multi:
-        dx, dx_dot, g = dx[0], dx_dot[0], g[0]
-    np.testing.assert_allclose(dx.ravel(), J.T @ dy.ravel(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(dx_dot.ravel(), J.T @ dy_dot.ravel(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(g.ravel(), (J ** 2).T @ h.ravel(), rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("make,shape", [
     (lambda: MaxPool2d(2), (2, 5, 4)), (lambda: MaxPool2d(3, 1, 1), (1, 4, 5)),
     (lambda: MaxPool1d(3, 2, 1), (2, 7)), (lambda: AvgPool2d(3, 2, 1), (1, 5, 5)),
@@ -266,7 +232,7 @@ def check_linear_passes(layer, xs, eps=1e-6):
     (lambda: GlobalMaxPool(keepdims=True), (2, 3, 2))])
 def test_second_order_passes(make, shape):
     x = np.random.default_rng(3).standard_normal((2,) + shape)
-    check_linear_passes(make(), [x])
+    check_linear_second_order(make(), [x])
 
 
 def test_unpool_second_order_passes_and_hvp():
@@ -276,7 +242,7 @@ def test_unpool_second_order_passes_and_hvp():
     pool.forward(x)
     un = MaxUnpool2d(switches_from=pool)
     un.build((1, 5, 5))
-    check_linear_passes(un, [pool.forward(x)])
+    check_linear_second_order(un, [pool.forward(x)])
     # R-operator Hessian-vector products through pooling agree with finite differences
     rng = np.random.default_rng(5)
     model = Sequential([Dense(8, activation="tanh"), ("reshape", {"shape": (2, 4)}),

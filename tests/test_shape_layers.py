@@ -3,6 +3,7 @@ skip), upsample_nearest2d (TV-POOL-01) and upsample_bilinear2d (PyTorch conventi
 import numpy as np
 import pytest
 
+from corenet.testing import check_linear_second_order
 import corenet.testing as ct
 from corenet import Graph, kernels as K
 from corenet.errors import DTypeError, HyperparameterError, ShapeError
@@ -144,42 +145,6 @@ def test_bilinear_adjoint_shapes_and_errors():
 
 
 # ----------------------------------------------------------------------------- second order
-# (same helper as in tests/test_pooling_layers.py; test modules do not import each other)
-def check_linear_passes(layer, xs, eps=1e-6):
-    """The R-forward of unit vectors gives the Jacobian J of ``layer`` at ``xs`` (checked
-    against central differences of forward); R-backward must apply Jᵀ to dy and R{dy},
-    the Gauss-Newton diagonal pass (J∘J)ᵀ. Only the first input varies."""
-    multi = len(xs) > 1
-    y = layer.forward(*xs)
-    x = xs[0]
-
-    def tangent(v):
-        return [v] + [None] * (len(xs) - 1) if multi else v
-
-    J = np.stack([layer.rop_forward(tangent(e.reshape(x.shape)), []).ravel()
-                  for e in np.eye(x.size)], axis=1)
-    num = np.empty_like(J)
-    for i in range(x.size):
-        xp, xm = x.copy(), x.copy()
-        xp.flat[i] += eps
-        xm.flat[i] -= eps
-        diff = layer.forward(xp, *xs[1:]) - layer.forward(xm, *xs[1:])
-        num[:, i] = (diff / (2 * eps)).ravel()
-    np.testing.assert_allclose(J, num, rtol=1e-6, atol=1e-8)
-    layer.forward(*xs)                                     # restore the caches
-    assert layer.rop_forward(tangent(None), []) is None
-    rng = np.random.default_rng(9)
-    dy, dy_dot = rng.standard_normal(y.shape), rng.standard_normal(y.shape)
-    h = rng.random(y.shape)
-    dx, dx_dot = layer.rop_backward(dy, dy_dot, [], [])
-    g = layer.diag_gn_backward(h, [])
-    if multi:
-        dx, dx_dot, g = dx[0], dx_dot[0], g[0]
-    np.testing.assert_allclose(dx.ravel(), J.T @ dy.ravel(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(dx_dot.ravel(), J.T @ dy_dot.ravel(), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(g.ravel(), (J ** 2).T @ h.ravel(), rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("make,shapes", [
     (lambda: ZeroPad2d(((1, 0), (0, 2))), [(1, 2, 3)]), (lambda: Crop2d(1), [(2, 3, 4)]),
     (lambda: CenterCrop((2, 3)), [(1, 5, 4)]), (lambda: CenterCrop(), [(2, 4, 3), (1, 2, 2)]),
@@ -189,4 +154,4 @@ def check_linear_passes(layer, xs, eps=1e-6):
     (lambda: UpsampleBilinear2d(size=(3, 2), align_corners=True), [(1, 4, 3)])])
 def test_second_order_passes(make, shapes):
     rng = np.random.default_rng(6)
-    check_linear_passes(make(), [rng.standard_normal((2,) + s) for s in shapes])
+    check_linear_second_order(make(), [rng.standard_normal((2,) + s) for s in shapes])
