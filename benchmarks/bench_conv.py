@@ -2,9 +2,10 @@
 
 Usage (from the repository root)::
 
-    python benchmarks/bench_conv.py                     # all shapes, 2 threads, float32
+    python benchmarks/bench_conv.py                     # all shapes, all cores, float32
     python benchmarks/bench_conv.py --quick             # fewer repeats (about 1 minute)
-    python benchmarks/bench_conv.py --markdown benchmarks/RESULTS_conv.md --json out.json
+    python benchmarks/bench_conv.py --wait-load 0.8 --json run1.json   # waits for a quiet machine
+    python benchmarks/bench_conv.py --merge run*.json --markdown benchmarks/RESULTS_conv.md
 
 Shapes (float32, NCHW, stride 1): batch 64 1×28×28 → 20 ch 5×5 (LeNet C1 on MNIST);
 batch 64 6×14×14 → 16 ch 5×5 (LeNet C3, extra row); batch 64 3×32×32 → 32 ch 3×3 pad 1;
@@ -25,7 +26,13 @@ The GEMM reference is numpy ``float32`` matmul of 2048×2048 (numpy's OpenBLAS) 
 ``sgemm`` of ``scipy.linalg.blas`` (the OpenBLAS the corenet kernels call), same threads,
 measured before and after the shapes (the better of the two medians is kept).
 
-Targets (corenet/PyTorch, fwd+bwd): ≥ 1.5× on the LeNet shape, ≥ 0.8× on the larger ones.
+A second corenet worker runs the same build with ``OPENBLAS_CORETYPE=SkylakeX`` when the
+CPU has AVX-512 (``--no-avx512-blas`` skips it): it shows how much of the gap to PyTorch
+is the BLAS kernel set (see RESULTS_conv.md). ``--merge`` builds one table from several
+``--json`` runs, taking per shape the run at the lowest load average.
+
+Targets (corenet/PyTorch, fwd+bwd): ≥ 1.5× on the LeNet shape (``lenet_c1``), ≥ 0.8× on
+the three larger ones; ``lenet_c3`` is informational.
 """
 from __future__ import annotations
 

@@ -556,7 +556,7 @@ _CONV_CHUNKS = 16            # fixed sample chunks of weight gradients (thread-i
 _CONV_PARTIAL_MAX = 1 << 24  # elements of chunk partials we accept before using fewer chunks
 _CONV_SERIAL_FLOPS = 2e6     # below this a pass runs on one thread
 _INT_MAX = 2 ** 31 - 1
-_CONV_TILE = 1 << 18          # im2col tile: about this many elements per column buffer
+_CONV_TILE = 1 << 20          # im2col tile: about this many elements per column buffer
 _CONV_SHIFT_MIN = 16          # stride-1 convs with C/G, O/G >= this and
 _CONV_SHIFT_WIDEN = 1.15      # (Wo + d(kw - 1))/Wo <= this use the shift method
 
