@@ -307,7 +307,21 @@ class Conv1d(_Conv):
         ]
 
 
-class ConvTranspose2d(_Conv):
+class _ConvTranspose(_Conv):
+    """Shared constructor of the transposed convolutions (``output_padding`` comes after
+    ``padding``, PyTorch's order)."""
+
+    transpose = True
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, dilation=1, groups=1, bias=True,
+                 weight_init="glorot_uniform", bias_init="zeros", *, trainable=True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, weight_init, bias_init, output_padding,
+                         trainable=trainable)
+
+
+class ConvTranspose2d(_ConvTranspose):
     """2-D transposed convolution (``layer:conv_transpose2d``, convolution.md §4): the
     adjoint of :class:`Conv2d` with the same S, P, d, i.e. the input gradient of a conv
     as a layer.
@@ -324,14 +338,6 @@ class ConvTranspose2d(_Conv):
 
     name = "conv_transpose2d"
     nd = 2
-    transpose = True
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, dilation=1, groups=1, bias=True,
-                 weight_init="glorot_uniform", bias_init="zeros", *, trainable=True):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, weight_init, bias_init, output_padding,
-                         trainable=trainable)
 
     @classmethod
     def examples(cls):
@@ -348,21 +354,13 @@ class ConvTranspose2d(_Conv):
         ]
 
 
-class ConvTranspose1d(_Conv):
+class ConvTranspose1d(_ConvTranspose):
     """1-D transposed convolution (``layer:conv_transpose1d``, convolution.md §4):
     ``Y_full[n,o,i·S+p·d] += X[n,c,i]·W[c,o,p]``, cropped from ``P_lo``, plus ``b[o]``;
     x ``(N, C_in, L)``, W ``(C_in, C_out/groups, k)``. See :class:`ConvTranspose2d`."""
 
     name = "conv_transpose1d"
     nd = 1
-    transpose = True
-
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, dilation=1, groups=1, bias=True,
-                 weight_init="glorot_uniform", bias_init="zeros", *, trainable=True):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, weight_init, bias_init, output_padding,
-                         trainable=trainable)
 
     @classmethod
     def examples(cls):

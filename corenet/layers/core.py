@@ -106,7 +106,37 @@ class ActivationLayer(Layer):
             ("prelu", (3, 4)), ({"name": "prelu", "per_channel": False, "init": 0.1}, (5,)))]
 
 
-class Dense(Layer):
+class FusedActivation:
+    """Mixin for layers ``s = linear(x)`` with an optional fused output activation
+    (``dense(activation=...)``, ``sigma_pi``, ``tied_dense``): the layer provides
+    ``_linear`` and ``_backward_logits``; the mixin adds the activation on top, identically
+    to a separate ``activation`` layer (networks.md §1.1)."""
+
+    def _init_activation(self, activation):
+        self.activation = _activation_spec(activation)
+        self.act = ActivationLayer(activation) if activation is not None else None
+        self.output_activation = self.act.output_activation if self.act else None
+
+    def _build_activation(self, width):
+        if self.act is not None:
+            self.act.key = self.key
+            self.act.build((width,), self.dtype, self.rng)
+            self._params.extend(self.act.parameters())
+
+    def _forward(self, x):
+        s = self._linear(x)
+        return self.act._forward(s) if self.act is not None else s
+
+    def _forward_logits(self, x):
+        return self._linear(x)
+
+    def _backward(self, dy):
+        if self.act is not None:
+            dy = self.act._backward(dy)
+        return self._backward_logits(dy)
+
+
+class Dense(FusedActivation, Layer):
     """Fully connected layer ``S = X Wᵀ + b`` (``layer:dense``, networks.md §1).
 
     Shapes: X ``(N, in_features)`` → ``(N, out_features)``; W ``(out_features,
@@ -136,9 +166,7 @@ class Dense(Layer):
         self.weight_init = weight_init
         self.bias_init = bias_init
         self.mask = None if mask is None else np.asarray(mask)
-        self.activation = _activation_spec(activation)
-        self.act = ActivationLayer(activation) if activation is not None else None
-        self.output_activation = self.act.output_activation if self.act else None
+        self._init_activation(activation)
         self.W = self.b = None
 
     def _build(self, input_shape, rng):
@@ -161,10 +189,7 @@ class Dense(Layer):
                                                        self.dtype, rng))
         if self.mask is not None:
             self.W.mask = self.mask
-        if self.act is not None:
-            self.act.key = self.key
-            self.act.build((self.out_features,), self.dtype, rng)
-            self._params.extend(self.act.parameters())
+        self._build_activation(self.out_features)
 
     def output_shape(self, input_shape):
         return (self.out_features,)
@@ -175,18 +200,6 @@ class Dense(Layer):
         if self.b is not None:
             s += self.b.data
         return s
-
-    def _forward(self, x):
-        s = self._linear(x)
-        return self.act._forward(s) if self.act is not None else s
-
-    def _forward_logits(self, x):
-        return self._linear(x)
-
-    def _backward(self, dy):
-        if self.act is not None:
-            dy = self.act._backward(dy)
-        return self._backward_logits(dy)
 
     def _backward_logits(self, ds):
         W = self.W

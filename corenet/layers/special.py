@@ -22,17 +22,11 @@ from .. import registry
 from ..errors import HyperparameterError, ShapeError
 from ..initializer import compute_fans
 from ..layer import Layer
+from .core import FusedActivation
 from ..plugins import hookimpl
 
 
 # ----------------------------------------------------------------------------- helpers
-def _activation_spec(spec):
-    """An activation given as a name, a ``{"name": ...}`` dict or an instance -> JSON spec."""
-    if spec is None or isinstance(spec, (str, dict)):
-        return spec
-    return {"name": spec.name, **spec.get_config()}
-
-
 def _positive_int(value, component, name, *, optional=False):
     if value is None and optional:
         return None
@@ -40,34 +34,6 @@ def _positive_int(value, component, name, *, optional=False):
         raise HyperparameterError(f"{component}: {name} must be a positive integer, got "
                                   f"{value!r}")
     return int(value)
-
-
-class _FusedActivation:
-    """Mixin: an optional fused output activation (like ``dense(activation=...)``)."""
-
-    def _init_activation(self, activation):
-        self.activation = _activation_spec(activation)
-        self.act = None if activation is None else registry.create(
-            "layer", {"name": "activation", "activation": activation})
-        self.output_activation = self.act.output_activation if self.act else None
-
-    def _build_activation(self, width):
-        if self.act is not None:
-            self.act.key = self.key
-            self.act.build((width,), self.dtype, self.rng)
-            self._params.extend(self.act.parameters())
-
-    def _forward(self, x):
-        s = self._linear(x)
-        return self.act._forward(s) if self.act is not None else s
-
-    def _forward_logits(self, x):
-        return self._linear(x)
-
-    def _backward(self, dy):
-        if self.act is not None:
-            dy = self.act._backward(dy)
-        return self._backward_logits(dy)
 
 
 def random_sparse_mask(shape, density, rng=None, *, min_per_row=1):
@@ -103,7 +69,7 @@ def random_sparse_mask(shape, density, rng=None, *, min_per_row=1):
 
 
 # ----------------------------------------------------------------------------- sigma-pi
-class SigmaPi(_FusedActivation, Layer):
+class SigmaPi(FusedActivation, Layer):
     """Second-order (sigma-pi) units (``layer:sigma_pi``, networks.md §1.5).
 
     With ``ã = [1; x]`` (length ``D_in + 1``) and ``W`` of shape
@@ -250,7 +216,7 @@ class SigmaPi(_FusedActivation, Layer):
 
 
 # ----------------------------------------------------------------------------- tied dense
-class TiedDense(_FusedActivation, Layer):
+class TiedDense(FusedActivation, Layer):
     """A dense layer whose weight is the transpose of another layer's weight
     (``layer:tied_dense``, regularization.md §4.2): ``W_dec = W_encᵀ``,
     ``y = x W_decᵀ + b = x W_enc + b``.
