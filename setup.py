@@ -51,6 +51,12 @@ EXTRA = {
         depends=["corenet/_kernels/activation_simd.h",
                  "corenet/_kernels/activation_simd_impl.h"],
     ),
+    # conv_direct: the float32 loops of conv_simd.h, compiled for AVX-512F and AVX2+FMA
+    # through GCC target attributes and picked at run time (GCC's default
+    # -ffp-contract=fast fuses their multiply-adds).
+    "conv_direct": dict(
+        depends=["corenet/_kernels/conv_simd.h", "corenet/_kernels/conv_simd_impl.h"],
+    ),
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import DTypeError, ShapeError
-from .layer import Layer
+from .layer import Layer, skip_input_grad
 from .model import Model, _as_layer
 
 
@@ -141,7 +141,10 @@ class Graph(Model):
         outs = [values[n] for n in self.output_names]
         return outs[0] if len(outs) == 1 else outs
 
-    def backward(self, dy, *, logits: bool = False):
+    def backward(self, dy, *, logits: bool = False, input_grad: bool = True):
+        """Backpropagate through the DAG in reverse order; returns ``∂L/∂input`` (a list
+        for several inputs), or None with ``input_grad=False`` (layers fed only by model
+        inputs may then skip that product)."""
         douts = [dy] if len(self.output_names) == 1 else list(dy)
         grads: dict[str, np.ndarray] = {}
         for n, g in zip(self.output_names, douts):
@@ -152,13 +155,19 @@ class Graph(Model):
             g = grads.pop(name, None)
             if g is None:
                 continue  # the node does not reach an output
-            dx = layer.backward_logits(g) if name == fused else layer.backward(g)
+            first = not input_grad and all(s in self.input_names for s in srcs)
+            with skip_input_grad(layer, first):
+                dx = layer.backward_logits(g) if name == fused else layer.backward(g)
+            if first:
+                continue
             dxs = (dx,) if layer.n_inputs == 1 else dx
             for src, d in zip(srcs, dxs):
                 if src in grads:
                     grads[src] = grads[src] + d
                 else:
                     grads[src] = d
+        if not input_grad:
+            return None
         dins = [grads.get(n) for n in self.input_names]
         return dins[0] if len(dins) == 1 else dins
 

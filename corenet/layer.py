@@ -1,10 +1,30 @@
 """The base class of every layer (spec README §9, minimum layer contract)."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from .errors import DTypeError, ShapeError
 from .parameter import Parameter
+
+
+@contextlib.contextmanager
+def skip_input_grad(layer, skip: bool = True):
+    """Within the block, ``layer.needs_input_grad`` is False when ``skip`` (see
+    :attr:`Layer.needs_input_grad`); restored afterwards, also on error."""
+    if not skip:
+        yield
+        return
+    old = layer.__dict__.get("needs_input_grad")
+    layer.needs_input_grad = False
+    try:
+        yield
+    finally:
+        if old is None:
+            del layer.needs_input_grad
+        else:
+            layer.needs_input_grad = old
 
 
 class Layer:
@@ -129,6 +149,12 @@ class Layer:
 
     # fused output activation (networks.md §3.6); layers ending in an activation override
     output_activation: str | None = None
+
+    # Set to False by a model, for the duration of one backward call, on a layer whose
+    # input gradient nobody reads (a first layer during training: Model.backward(...,
+    # input_grad=False)). A layer may then skip computing ∂L/∂x and return None; layers
+    # that ignore the flag stay correct (their result is dropped).
+    needs_input_grad: bool = True
 
     def forward_logits(self, x):
         """Forward pass stopping before ``output_activation`` (pre-activation output)."""

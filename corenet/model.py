@@ -5,7 +5,7 @@ import numpy as np
 
 from .config import check_dtype, get_default_dtype
 from .errors import DTypeError, NotFiniteError, ShapeError
-from .layer import Layer
+from .layer import Layer, skip_input_grad
 from .parameter import Parameter
 
 
@@ -69,7 +69,7 @@ class Model:
     def forward(self, x, *, logits: bool = False):
         raise NotImplementedError
 
-    def backward(self, dy, *, logits: bool = False):
+    def backward(self, dy, *, logits: bool = False, input_grad: bool = True):
         raise NotImplementedError
 
     @property
@@ -332,14 +332,18 @@ class Sequential(Model):
             x = layer.forward_logits(x) if (logits and i == last) else layer.forward(x)
         return x
 
-    def backward(self, dy, *, logits: bool = False):
+    def backward(self, dy, *, logits: bool = False, input_grad: bool = True):
         """Backpropagate ``dy = ∂L/∂output`` (or ``∂L/∂pre-activation`` with ``logits``)
-        through every layer, filling parameter gradients; returns ``∂L/∂input``."""
+        through every layer, filling parameter gradients; returns ``∂L/∂input``, or None
+        with ``input_grad=False`` (the first layer may then skip that product: the
+        trainer's setting)."""
         last = len(self.layers) - 1
         for i in range(last, -1, -1):
             layer = self.layers[i]
-            dy = layer.backward_logits(dy) if (logits and i == last) else layer.backward(dy)
-        return dy
+            with skip_input_grad(layer, not input_grad and i == 0):
+                dy = (layer.backward_logits(dy) if (logits and i == last)
+                      else layer.backward(dy))
+        return dy if input_grad else None
 
     def rop_forward(self, tangents, *, logits: bool = False):
         """R-forward through every layer (after ``forward`` on the same input); ``tangents``

@@ -362,7 +362,7 @@ class Trainer:
         params = self._params if self._params is not None else self.model.parameters()
         for p in params:
             p.grad.fill(0.0)
-        model.backward(grad, logits=fuse)
+        model.backward(grad, logits=fuse, input_grad=False)
         for r in self.regularizers:
             r.add_grad(params)
         self._hook("corenet_on_after_backward", parameters=params)

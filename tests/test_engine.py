@@ -81,6 +81,45 @@ def test_sequential_and_graph_gradients_match_finite_differences():
                                    rtol=1e-6, atol=1e-9)
 
 
+def test_backward_without_input_grad_skips_only_the_input_product():
+    """input_grad=False (the trainer's call): the same parameter gradients, None returned,
+    the first layers told they may skip ∂L/∂x, and the flag restored afterwards."""
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 5))
+    seen = []
+
+    class Spy(Dense):
+        def _backward(self, dy):
+            seen.append(self.needs_input_grad)
+            return super()._backward(dy)
+
+    conv = Sequential([corenet.registry.create("layer", {"name": "conv2d", "in_channels": 1, "out_channels": 2,
+                                                          "kernel_size": 3}),
+                       corenet.registry.create("layer", "flatten"), Dense(2)], random_state=0)
+    xc = rng.normal(size=(2, 1, 5, 5))
+    for model, inp in ((Sequential([Spy(4, activation="tanh"), Spy(2)], random_state=0), x),
+                       (residual_graph(), x), (conv, xc)):
+        w = rng.normal(size=(inp.shape[0], 2))
+        model.forward(inp)
+        model.zero_grad()
+        assert model.backward(w) is not None
+        full = model.get_flat_gradients()
+        seen.clear()
+        model.forward(inp)
+        model.zero_grad()
+        assert model.backward(w, input_grad=False) is None
+        np.testing.assert_array_equal(model.get_flat_gradients(), full)
+        layers = model.layers_in_order()
+        assert all(layer.needs_input_grad for layer in layers)
+        assert all("needs_input_grad" not in vars(layer) for layer in layers)
+        if isinstance(layers[0], Spy):
+            assert seen == [True, False]     # last layer first; only the first may skip
+    first = conv.layers[0]
+    with corenet.layer.skip_input_grad(first):
+        assert first.backward(rng.normal(size=(2, 2, 3, 3))) is None
+    assert first.needs_input_grad
+
+
 def test_graph_fan_out_accumulates_gradients():
     g = Graph(inputs="x", outputs="sum")
     g.add_node("a", "flatten", "x")

@@ -41,6 +41,8 @@ CASES = [
     (2, 4, 6, 5, 4, (1, 1), (2, 1), ((0, 1), (0, 0)), (1, 1), 4),      # 1x1 strided, depthwise
     (17, 3, 8, 7, 5, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), 1),     # > 16 samples: chunks
     (2, 2, 4, 4, 2, (4, 4), (1, 1), ((0, 0), (0, 0)), (1, 1), 1),      # output 1x1
+    (3, 2, 9, 10, 7, (3, 2), (1, 1), ((2, 1), (1, 3)), (2, 3), 1),     # stride 1, dilated
+    (2, 3, 12, 40, 13, (5, 5), (1, 1), ((2, 2), (2, 2)), (1, 1), 1),   # wide rows, O tails
 ]
 
 
@@ -57,18 +59,39 @@ def case_arrays(case, dtype):
     return x, wt, b, geom
 
 
-@pytest.fixture(params=["auto", "im2col_tiled", "shift"])
+@pytest.fixture(params=["auto", "im2col_tiled", "im2col_block", "shift", "direct",
+                        "direct_avx2"])
 def method(request, monkeypatch):
-    """auto: the facade's choice; im2col_tiled: im2col one output row per tile; shift: the
-    shifted-GEMM method for every stride-1 forward-role pass (conv forward and weight
-    gradient, transposed-conv backward)."""
-    if request.param == "im2col_tiled":
+    """auto: the facade's choice; im2col_tiled: im2col one output row per tile;
+    im2col_block: im2col over blocks of whole samples; shift: the shifted-GEMM method for
+    every stride-1 forward-role pass (conv forward and weight gradient, transposed-conv
+    backward); direct / direct_avx2: the direct float32 loops (AVX-512F / AVX2) for every
+    stride-1, one-group pass they can take. The non-direct methods switch the direct
+    loops off, so float32 runs through the GEMM paths too."""
+    p = request.param
+    if p != "auto" and not p.startswith("direct"):
+        monkeypatch.setattr(K, "_CONV_DIRECT", False)
+    if p == "im2col_tiled":
         monkeypatch.setattr(K, "_CONV_TILE", 1)
+        monkeypatch.setattr(K, "_CONV_BLOCK", 0)
         monkeypatch.setattr(K, "_CONV_SHIFT_MIN", 10 ** 9)
-    elif request.param == "shift":
+    elif p == "im2col_block":
+        monkeypatch.setattr(K, "_CONV_BLOCK", 1 << 30)
+        monkeypatch.setattr(K, "_CONV_DIRECT_MIN_HW", 1 << 30)
+        monkeypatch.setattr(K, "_CONV_SHIFT_MIN", 10 ** 9)
+    elif p == "shift":
         monkeypatch.setattr(K, "_CONV_SHIFT_MIN", 1)
         monkeypatch.setattr(K, "_CONV_SHIFT_WIDEN", float("inf"))
-    return request.param
+    elif p.startswith("direct"):
+        if K._direct.isa() < (1 if p == "direct_avx2" else 2):
+            pytest.skip("the CPU lacks the instruction set of these loops")
+        monkeypatch.setattr(K, "_DIRECT_WIDEN", float("inf"))
+        monkeypatch.setattr(K, "_DIRECT_MAX_DW_K", 1 << 30)
+        monkeypatch.setattr(K, "_DIRECT_BLOCK", 1)     # weight-gradient blocks of 1 sample
+        if p == "direct_avx2":
+            old = K._direct.set_isa(1)
+            request.addfinalizer(lambda: K._direct.set_isa(old))
+    return p
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -150,6 +173,12 @@ def test_results_do_not_depend_on_thread_count(method, n):
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((n, 8, 20, 19)), rng.standard_normal((16, 8, 3, 3))
     b, dy = rng.standard_normal(16), rng.standard_normal((n, 16, 18, 17))
+    _same_for_every_thread_count(x, w, b, dy)
+    f32 = [a.astype(np.float32) for a in (x, w, b, dy)]
+    _same_for_every_thread_count(*f32)
+
+
+def _same_for_every_thread_count(x, w, b, dy):
     outs = []
     for nt in (1, 2, 3):
         config.set_num_threads(nt)

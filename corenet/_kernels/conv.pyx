@@ -39,6 +39,8 @@ from cython.parallel cimport prange, threadid
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport sgemm, dgemm
 
+from corenet._kernels.conv_pad cimport pad_planes
+
 
 cdef struct Geom:
     Py_ssize_t N, C, H, W, O, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw, G
@@ -47,6 +49,7 @@ cdef struct Geom:
     Py_ssize_t Og        # O/G
     Py_ssize_t HW        # Ho·Wo
     Py_ssize_t tile      # output rows per im2col tile
+    Py_ssize_t nb        # > 1: tiles of nb whole samples (block mode); 1: row tiles
     bint direct          # 1×1, stride 1, no padding, same size: cols = x
 
 
@@ -79,12 +82,12 @@ cdef inline void _valid_range(Py_ssize_t off, Py_ssize_t s, Py_ssize_t size, Py_
     j1[0] = b
 
 
-cdef void _im2col(const Geom* g, const floating* x, floating* cols, Py_ssize_t r0,
-                  Py_ssize_t r1) noexcept nogil:
-    """cols (Kt × T), T = (r1 − r0)·Wo, of output rows r0 ≤ i < r1 of one sample x
-    (C × H × W); zeros where the window leaves x."""
+cdef void _im2col(const Geom* g, const floating* x, floating* cols, Py_ssize_t ld,
+                  Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """cols (Kt rows of stride ld, (r1 − r0)·Wo columns) of output rows r0 ≤ i < r1 of
+    one sample x (C × H × W); zeros where the window leaves x."""
     cdef Py_ssize_t c, p, q, i, j, r, offw, j0, j1, i0, i1, Wo = g.Wo, sw = g.sw
-    cdef Py_ssize_t T = (r1 - r0) * Wo
+    cdef Py_ssize_t T = ld
     cdef floating* dst
     cdef floating* d
     cdef const floating* src
@@ -121,11 +124,12 @@ cdef void _im2col(const Geom* g, const floating* x, floating* cols, Py_ssize_t r
                     memset(dst + i1 * Wo, 0, (r1 - i1) * Wo * sizeof(floating))
 
 
-cdef void _col2im(const Geom* g, const floating* dcols, floating* dx, Py_ssize_t r0,
-                  Py_ssize_t r1) noexcept nogil:
-    """dx (C × H × W) += scatter of dcols (Kt × T) of output rows r0 ≤ i < r1."""
+cdef void _col2im(const Geom* g, const floating* dcols, floating* dx, Py_ssize_t ld,
+                  Py_ssize_t r0, Py_ssize_t r1) noexcept nogil:
+    """dx (C × H × W) += scatter of dcols (Kt rows of stride ld) of output rows
+    r0 ≤ i < r1."""
     cdef Py_ssize_t c, p, q, i, j, r, offw, j0, j1, i0, i1, Wo = g.Wo, sw = g.sw
-    cdef Py_ssize_t T = (r1 - r0) * Wo
+    cdef Py_ssize_t T = ld
     cdef const floating* src
     cdef floating* dst
     for c in range(g.C):
@@ -160,13 +164,159 @@ cdef void _add_channel_bias(floating* y, const floating* b, Py_ssize_t C,
             y[s] += v
 
 
+# ----------------------------------------------------------------------------- block mode
+# When one sample's columns are small (LeNet-sized layers), a tile holds nb whole samples
+# side by side: cols (Kt × T), T = nb·HW, column s·HW + m belongs to sample s of the block,
+# so each GEMM has nb times the columns of a per-sample one (a 5×5 conv on a 1×1 output
+# becomes one matrix product over the block instead of nb matrix-vector products). The
+# GEMM outputs are in the blocked layout buf (O × T); they are moved to / from the
+# (nb, O, HW) layout of y, gy and dy by _from_blocked / _to_blocked.
+
+cdef void _to_blocked(const floating* a, floating* buf, Py_ssize_t nb, Py_ssize_t O,
+                      Py_ssize_t S) noexcept nogil:
+    """buf[o, s·S + k] = a[s, o, k] for a (nb, O, S)."""
+    cdef Py_ssize_t s, o, k
+    cdef const floating* src
+    cdef floating* dst
+    for s in range(nb):
+        for o in range(O):
+            src = a + (s * O + o) * S
+            dst = buf + o * nb * S + s * S
+            for k in range(S):
+                dst[k] = src[k]
+
+
+cdef void _from_blocked(const floating* buf, floating* a, const floating* b, Py_ssize_t nb,
+                        Py_ssize_t O, Py_ssize_t S) noexcept nogil:
+    """a[s, o, k] = buf[o, s·S + k] (+ b[o] when b is not NULL)."""
+    cdef Py_ssize_t s, o, k
+    cdef const floating* src
+    cdef floating* dst
+    cdef floating v
+    for s in range(nb):
+        for o in range(O):
+            src = buf + o * nb * S + s * S
+            dst = a + (s * O + o) * S
+            v = b[o] if b != NULL else 0
+            for k in range(S):
+                dst[k] = src[k] + v
+
+
+cdef void _block_cols(const Geom* g, const floating* x, floating* cols, Py_ssize_t n0,
+                      Py_ssize_t nb) noexcept nogil:
+    """cols (Kt × nb·HW) of samples n0 … n0+nb−1: row (c, p, q), column s·HW + i·Wo + j
+    holds x[n0+s, c, i·sh + p·dh − ph, j·sw + q·dw − pw] (0 outside). The valid ranges
+    of a tap are computed once per block, not once per sample."""
+    cdef Py_ssize_t c, p, q, s, i, j, i0, i1, j0, j1, offw, Wo = g.Wo, sw = g.sw
+    cdef Py_ssize_t HW = g.HW, T = nb * g.HW, X = g.C * g.H * g.W
+    cdef const floating* src
+    cdef floating* row
+    cdef floating* d
+    x = x + n0 * X
+    for p in range(g.kh):
+        _valid_range(p * g.dh - g.ph, g.sh, g.H, g.Ho, &i0, &i1)
+        for q in range(g.kw):
+            offw = q * g.dw - g.pw
+            _valid_range(offw, sw, g.W, Wo, &j0, &j1)
+            for c in range(g.C):
+                row = cols + ((c * g.kh + p) * g.kw + q) * T
+                for s in range(nb):
+                    d = row + s * HW
+                    if i0 > 0:
+                        memset(d, 0, i0 * Wo * sizeof(floating))
+                    for i in range(i0, i1):
+                        src = x + s * X + (c * g.H + i * g.sh + p * g.dh - g.ph) * g.W + offw
+                        for j in range(j0):
+                            d[i * Wo + j] = 0
+                        if sw == 1:
+                            for j in range(j0, j1):
+                                d[i * Wo + j] = src[j]
+                        else:
+                            for j in range(j0, j1):
+                                d[i * Wo + j] = src[j * sw]
+                        for j in range(j1, Wo):
+                            d[i * Wo + j] = 0
+                    if i1 < g.Ho:
+                        memset(d + i1 * Wo, 0, (g.Ho - i1) * Wo * sizeof(floating))
+
+
+cdef void _block_col2im(const Geom* g, const floating* dcols, floating* dx, Py_ssize_t n0,
+                        Py_ssize_t nb) noexcept nogil:
+    """dx[n0+s] += scatter of dcols (Kt × nb·HW), the adjoint of _block_cols."""
+    cdef Py_ssize_t c, p, q, s, i, j, i0, i1, j0, j1, offw, Wo = g.Wo, sw = g.sw
+    cdef Py_ssize_t HW = g.HW, T = nb * g.HW, X = g.C * g.H * g.W
+    cdef const floating* src
+    cdef floating* dst
+    dx = dx + n0 * X
+    for p in range(g.kh):
+        _valid_range(p * g.dh - g.ph, g.sh, g.H, g.Ho, &i0, &i1)
+        for q in range(g.kw):
+            offw = q * g.dw - g.pw
+            _valid_range(offw, sw, g.W, Wo, &j0, &j1)
+            for c in range(g.C):
+                for s in range(nb):
+                    src = dcols + ((c * g.kh + p) * g.kw + q) * T + s * HW
+                    for i in range(i0, i1):
+                        dst = dx + s * X + (c * g.H + i * g.sh + p * g.dh - g.ph) * g.W + offw
+                        if sw == 1:
+                            for j in range(j0, j1):
+                                dst[j] += src[i * Wo + j]
+                        else:
+                            for j in range(j0, j1):
+                                dst[j * sw] += src[i * Wo + j]
+
+
+cdef void _forward_block(const Geom* g, const floating* x, const floating* w,
+                         const floating* b, floating* y, const floating* gy, floating* dw,
+                         floating* cols, floating* buf, Py_ssize_t n0, Py_ssize_t nb,
+                         bint want_y, bint want_dw, floating beta) noexcept nogil:
+    """Samples n0 … n0+nb−1 at once: y = W·cols (+ b); dw = gy·colsᵀ + beta·dw."""
+    cdef Py_ssize_t gi, T = nb * g.HW, Kg = g.Kg, Og = g.Og, Y = g.O * g.HW
+    _block_cols(g, x, cols, n0, nb)
+    if want_y:
+        for gi in range(g.G):
+            _gemm(c'N', c'N', <int>T, <int>Og, <int>Kg, cols + gi * Kg * T, <int>T,
+                  w + gi * Og * Kg, <int>Kg, 0, buf + gi * Og * T, <int>T)
+        _from_blocked(buf, y + n0 * Y, b, nb, g.O, g.HW)
+    if want_dw:
+        _to_blocked(gy + n0 * Y, buf, nb, g.O, g.HW)
+        for gi in range(g.G):
+            _gemm(c'T', c'N', <int>Kg, <int>Og, <int>T, cols + gi * Kg * T, <int>T,
+                  buf + gi * Og * T, <int>T, beta, dw + gi * Og * Kg, <int>Kg)
+
+
+cdef void _backward_block(const Geom* g, const floating* dy, const floating* w,
+                          const floating* bdx, floating* dx, const floating* x, floating* dw,
+                          floating* cols, floating* dcols, floating* buf, Py_ssize_t n0,
+                          Py_ssize_t nb, bint want_dx, bint want_dw,
+                          floating beta) noexcept nogil:
+    """Samples n0 … n0+nb−1 at once: dw = dy·colsᵀ + beta·dw; dx = col2im(Wᵀ·dy) (+ bdx)."""
+    cdef Py_ssize_t gi, s, T = nb * g.HW, Kg = g.Kg, Og = g.Og, X = g.C * g.H * g.W
+    _to_blocked(dy + n0 * g.O * g.HW, buf, nb, g.O, g.HW)
+    if want_dw:
+        _block_cols(g, x, cols, n0, nb)
+        for gi in range(g.G):
+            _gemm(c'T', c'N', <int>Kg, <int>Og, <int>T, cols + gi * Kg * T, <int>T,
+                  buf + gi * Og * T, <int>T, beta, dw + gi * Og * Kg, <int>Kg)
+    if want_dx:
+        for gi in range(g.G):
+            _gemm(c'N', c'T', <int>T, <int>Kg, <int>Og, buf + gi * Og * T, <int>T,
+                  w + gi * Og * Kg, <int>Kg, 0, dcols + gi * Kg * T, <int>T)
+        memset(dx + n0 * X, 0, nb * X * sizeof(floating))
+        _block_col2im(g, dcols, dx, n0, nb)
+        if bdx != NULL:
+            for s in range(nb):
+                _add_channel_bias(dx + (n0 + s) * X, bdx, g.C, g.H * g.W)
+
+
 cdef void _forward_items(const Geom* g, const floating* x, const floating* w,
                          const floating* b, floating* y, const floating* gy, floating* dwp,
-                         floating* cols, Py_ssize_t item, Py_ssize_t nitems, bint want_y,
-                         bint want_dw) noexcept nogil:
-    """Samples of work item ``item``, tile by tile (``g.tile`` output rows): cols =
-    im2col(x_n); y_n = W·cols (+ b); dW partial[item] (+)= gy_n · colsᵀ."""
-    cdef Py_ssize_t n, gi, lo, hi, o, s, r0, r1, T, off, ld, t
+                         floating* cols, floating* buf, Py_ssize_t item, Py_ssize_t nitems,
+                         bint want_y, bint want_dw) noexcept nogil:
+    """Samples of work item ``item``, tile by tile (``g.tile`` output rows, or blocks of
+    ``g.nb`` samples): cols = im2col(x_n); y_n = W·cols (+ b); dW partial[item] (+)=
+    gy_n · colsᵀ."""
+    cdef Py_ssize_t n, gi, lo, hi, o, s, r0, r1, T, off, ld, t, m
     cdef Py_ssize_t HW = g.HW, Kg = g.Kg, Og = g.Og
     cdef Py_ssize_t wsize = g.O * Kg
     cdef const floating* cn
@@ -175,6 +325,14 @@ cdef void _forward_items(const Geom* g, const floating* x, const floating* w,
     cdef bint first
     lo = item * g.N // nitems
     hi = (item + 1) * g.N // nitems
+    if g.nb > 1:
+        n = lo
+        while n < hi:
+            m = min(g.nb, hi - n)
+            _forward_block(g, x, w, b, y, gy, (dwp + item * wsize) if want_dw else NULL,
+                           cols, buf, n, m, want_y, want_dw, 0 if n == lo else 1)
+            n += m
+        return
     for n in range(lo, hi):
         if want_y:
             yn = y + n * g.O * HW
@@ -190,7 +348,7 @@ cdef void _forward_items(const Geom* g, const floating* x, const floating* w,
             if g.direct:
                 cn = x + n * g.C * g.H * g.W + off
             else:
-                _im2col(g, x + n * g.C * g.H * g.W, cols, r0, r1)
+                _im2col(g, x + n * g.C * g.H * g.W, cols, T, r0, r1)
                 cn = cols
             ld = HW if g.direct else T
             if want_y:
@@ -209,11 +367,13 @@ cdef void _forward_items(const Geom* g, const floating* x, const floating* w,
 
 cdef void _backward_items(const Geom* g, const floating* dy, const floating* w,
                           const floating* bdx, floating* dx, const floating* x,
-                          floating* dwp, floating* cols, floating* dcols, Py_ssize_t item,
-                          Py_ssize_t nitems, bint want_dx, bint want_dw) noexcept nogil:
-    """Samples of work item ``item``, tile by tile: dW partial[item] (+)= dy_n ·
-    im2col(x_n)ᵀ; dx_n = col2im(Wᵀ·dy_n) (+ bdx per channel of dx)."""
-    cdef Py_ssize_t n, gi, lo, hi, r0, r1, T, off, ld, t
+                          floating* dwp, floating* cols, floating* dcols, floating* buf,
+                          Py_ssize_t item, Py_ssize_t nitems, bint want_dx,
+                          bint want_dw) noexcept nogil:
+    """Samples of work item ``item``, tile by tile (or in blocks of ``g.nb`` samples):
+    dW partial[item] (+)= dy_n · im2col(x_n)ᵀ; dx_n = col2im(Wᵀ·dy_n) (+ bdx per channel
+    of dx)."""
+    cdef Py_ssize_t n, gi, lo, hi, r0, r1, T, off, ld, t, m
     cdef Py_ssize_t HW = g.HW, Kg = g.Kg, Og = g.Og, X = g.C * g.H * g.W
     cdef Py_ssize_t wsize = g.O * Kg
     cdef const floating* cn
@@ -222,6 +382,14 @@ cdef void _backward_items(const Geom* g, const floating* dy, const floating* w,
     cdef floating beta
     lo = item * g.N // nitems
     hi = (item + 1) * g.N // nitems
+    if g.nb > 1:
+        n = lo
+        while n < hi:
+            m = min(g.nb, hi - n)
+            _backward_block(g, dy, w, bdx, dx, x, (dwp + item * wsize) if want_dw else NULL,
+                            cols, dcols, buf, n, m, want_dx, want_dw, 0 if n == lo else 1)
+            n += m
+        return
     for n in range(lo, hi):
         dyn = dy + n * g.O * HW
         if want_dx and not g.direct:
@@ -236,7 +404,7 @@ cdef void _backward_items(const Geom* g, const floating* dy, const floating* w,
                 if g.direct:
                     cn = x + n * X + off
                 else:
-                    _im2col(g, x + n * X, cols, r0, r1)
+                    _im2col(g, x + n * X, cols, T, r0, r1)
                     cn = cols
                 beta = 0 if (n == lo and r0 == 0) else 1
                 for gi in range(g.G):
@@ -251,14 +419,15 @@ cdef void _backward_items(const Geom* g, const floating* dy, const floating* w,
                           <int>HW, w + gi * Og * Kg, <int>Kg, beta, dst + gi * Kg * ld,
                           <int>ld)
                 if not g.direct:
-                    _col2im(g, dcols, dx + n * X, r0, r1)
+                    _col2im(g, dcols, dx + n * X, T, r0, r1)
         if want_dx and bdx != NULL:
             _add_channel_bias(dx + n * X, bdx, g.C, g.H * g.W)
 
 
 cdef Geom _geom(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
                 Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t kh, Py_ssize_t kw, tuple stride,
-                tuple pad, tuple dilation, Py_ssize_t groups, Py_ssize_t tile):
+                tuple pad, tuple dilation, Py_ssize_t groups, Py_ssize_t tile,
+                Py_ssize_t nb):
     cdef Geom g
     g.N, g.C, g.H, g.W, g.O, g.Ho, g.Wo, g.kh, g.kw = N, C, H, W, O, Ho, Wo, kh, kw
     g.sh, g.sw = stride
@@ -271,10 +440,24 @@ cdef Geom _geom(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize
     g.Kt = C * kh * kw
     g.Og = O // groups
     g.HW = Ho * Wo
-    g.direct = (kh == 1 and kw == 1 and g.sh == 1 and g.sw == 1 and g.ph == 0 and g.pw == 0
-                and Ho == H and Wo == W)
-    g.tile = Ho if (g.direct or tile < 1 or tile > Ho) else tile
+    g.nb = max(1, nb)
+    g.direct = (g.nb == 1 and kh == 1 and kw == 1 and g.sh == 1 and g.sw == 1 and g.ph == 0
+                and g.pw == 0 and Ho == H and Wo == W)
+    g.tile = Ho if (g.direct or g.nb > 1 or tile < 1 or tile > Ho) else tile
     return g
+
+
+cdef Py_ssize_t _span(const Geom* g) noexcept nogil:
+    """Elements of one column buffer (0 for the direct 1×1 path)."""
+    if g.direct:
+        return 0
+    return g.Kt * (g.nb * g.HW if g.nb > 1 else g.tile * g.Wo)
+
+
+cdef Py_ssize_t _per_thread(const Geom* g, int nbuf) noexcept nogil:
+    """Workspace elements per thread: ``nbuf`` column buffers, and in block mode the
+    blocked output buffer (O × nb·HW)."""
+    return nbuf * _span(g) + (g.O * g.nb * g.HW if g.nb > 1 else 0)
 
 
 def tile_rows(Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t Ho, Py_ssize_t Wo,
@@ -285,13 +468,14 @@ def tile_rows(Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t Ho, Py_ssiz
     return max(1, min(Ho, target // per_row))
 
 
-def workspace_size(Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t tile,
-                   Py_ssize_t Wo, bint direct, int nbuf, int nthreads):
-    """Elements of workspace a pass needs: ``nbuf`` column buffers (C·kh·kw × tile·Wo)
-    per thread; 0 for the direct 1×1 path."""
-    if direct:
-        return 0
-    return nbuf * nthreads * C * kh * kw * tile * Wo
+def workspace_size(Py_ssize_t N, Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O,
+                   Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t kh, Py_ssize_t kw, tuple stride,
+                   tuple pad, Py_ssize_t tile, Py_ssize_t nb, int nbuf, int nthreads):
+    """Elements of workspace a pass needs for ``nthreads`` threads: per thread ``nbuf``
+    column buffers (C·kh·kw × tile·Wo, or × nb·Ho·Wo in block mode) and in block mode
+    one O × nb·Ho·Wo output buffer; 0 for the direct 1×1 path."""
+    cdef Geom g = _geom(N, C, H, W, O, Ho, Wo, kh, kw, stride, pad, (1, 1), 1, tile, nb)
+    return nthreads * _per_thread(&g, nbuf)
 
 
 def forward_pass(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
@@ -299,8 +483,9 @@ def forward_pass(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
                  const floating[:, :, :, ::1] gy, floating[:, ::1] dw_partial,
                  floating[::1] ws, tuple out_size, tuple stride, tuple pad, tuple dilation,
                  Py_ssize_t groups, bint want_y, bint want_dw, Py_ssize_t tile,
-                 int num_threads=1):
-    """Per sample and tile of ``tile`` output rows: cols = im2col(x_n); if want_y: y_n = W·cols + bias (bias may be empty);
+                 Py_ssize_t nb, int num_threads=1):
+    """Per sample and tile of ``tile`` output rows (or per block of ``nb`` samples when
+    nb > 1): cols = im2col(x_n); if want_y: y_n = W·cols + bias (bias may be empty);
     if want_dw: dw_partial[chunk] = Σ_{n in chunk} gy_n·colsᵀ (chunks: dw_partial rows).
 
     x (N, C, H, W); w (O, C/G, kh, kw); y and gy (N, O, Ho, Wo) with (Ho, Wo) =
@@ -310,10 +495,10 @@ def forward_pass(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef Py_ssize_t N = x.shape[0], item, nitems, nt
     cdef Geom g = _geom(N, x.shape[1], x.shape[2], x.shape[3], w.shape[0], out_size[0],
                         out_size[1], w.shape[2], w.shape[3], stride, pad, dilation, groups,
-                        tile)
+                        tile, nb)
     if w.shape[1] * groups != g.C:
         raise ValueError("forward_pass kernel: weight / input channel mismatch")
-    nitems = dw_partial.shape[0] if want_dw else N
+    nitems = dw_partial.shape[0] if want_dw else (N + g.nb - 1) // g.nb
     if N == 0 or nitems == 0:
         return
     nt = max(1, min(num_threads, nitems))
@@ -325,7 +510,7 @@ def forward_pass(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
         raise ValueError("forward_pass kernel: gy / dw_partial have the wrong shape")
     if bias.shape[0] not in (0, g.O):
         raise ValueError("forward_pass kernel: bias has the wrong length")
-    cdef Py_ssize_t per = 0 if g.direct else g.Kt * g.tile * g.Wo
+    cdef Py_ssize_t per = _per_thread(&g, 1), span = _span(&g)
     if ws.shape[0] < nt * per:
         raise ValueError("forward_pass kernel: workspace too small")
     cdef const floating* xp = &x[0, 0, 0, 0]
@@ -335,15 +520,19 @@ def forward_pass(const floating[:, :, :, ::1] x, const floating[:, :, :, ::1] w,
     cdef const floating* gp = &gy[0, 0, 0, 0] if want_dw else NULL
     cdef floating* dp = &dw_partial[0, 0] if want_dw else NULL
     cdef floating* wsp = &ws[0] if per > 0 else NULL
+    cdef floating* base
     with nogil:
         if nt == 1:
             for item in range(nitems):
-                _forward_items(&g, xp, wp, bp, yp, gp, dp, wsp, item, nitems, want_y, want_dw)
+                _forward_items(&g, xp, wp, bp, yp, gp, dp, wsp,
+                               (wsp + span) if per > 0 else NULL, item, nitems, want_y,
+                               want_dw)
         else:
             for item in prange(nitems, num_threads=nt, schedule="dynamic"):
-                _forward_items(&g, xp, wp, bp, yp, gp, dp,
-                               (wsp + threadid() * per) if per > 0 else NULL,
-                               item, nitems, want_y, want_dw)
+                base = (wsp + threadid() * per) if per > 0 else NULL
+                _forward_items(&g, xp, wp, bp, yp, gp, dp, base,
+                               (base + span) if per > 0 else NULL, item, nitems, want_y,
+                               want_dw)
 
 
 def backward_pass(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] w,
@@ -351,8 +540,9 @@ def backward_pass(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] 
                   const floating[:, :, :, ::1] x, floating[:, ::1] dw_partial,
                   floating[::1] ws, tuple in_size, tuple stride, tuple pad, tuple dilation,
                   Py_ssize_t groups, bint want_dx, bint want_dw, Py_ssize_t tile,
-                  int num_threads=1):
-    """Per sample and tile of ``tile`` output rows: if want_dw: dw_partial[chunk] = Σ dy_n·im2col(x_n)ᵀ; if want_dx:
+                  Py_ssize_t nb, int num_threads=1):
+    """Per sample and tile of ``tile`` output rows (or per block of ``nb`` samples when
+    nb > 1): if want_dw: dw_partial[chunk] = Σ dy_n·im2col(x_n)ᵀ; if want_dx:
     dx_n = col2im(Wᵀ·dy_n) + bias_dx (per dx channel; may be empty).
 
     dy (N, O, Ho, Wo); w (O, C/G, kh, kw); dx and x (N, C, H, W) with (H, W) = in_size
@@ -362,10 +552,10 @@ def backward_pass(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] 
     cdef Py_ssize_t N = dy.shape[0], item, nitems, nt
     cdef Geom g = _geom(N, w.shape[1] * groups, in_size[0], in_size[1], dy.shape[1],
                         dy.shape[2], dy.shape[3], w.shape[2], w.shape[3], stride, pad,
-                        dilation, groups, tile)
+                        dilation, groups, tile, nb)
     if w.shape[0] != g.O:
         raise ValueError("backward_pass kernel: weight / dy channel mismatch")
-    nitems = dw_partial.shape[0] if want_dw else N
+    nitems = dw_partial.shape[0] if want_dw else (N + g.nb - 1) // g.nb
     if N == 0 or nitems == 0:
         return
     nt = max(1, min(num_threads, nitems))
@@ -377,7 +567,7 @@ def backward_pass(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] 
         raise ValueError("backward_pass kernel: x / dw_partial have the wrong shape")
     if bias_dx.shape[0] not in (0, g.C):
         raise ValueError("backward_pass kernel: bias_dx has the wrong length")
-    cdef Py_ssize_t per = 0 if g.direct else 2 * g.Kt * g.tile * g.Wo
+    cdef Py_ssize_t per = _per_thread(&g, 2), span = _span(&g)
     if ws.shape[0] < nt * per:
         raise ValueError("backward_pass kernel: workspace too small")
     cdef const floating* gp = &dy[0, 0, 0, 0]
@@ -392,13 +582,15 @@ def backward_pass(const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] 
         if nt == 1:
             for item in range(nitems):
                 _backward_items(&g, gp, wp, bp, dxp, xp, dp, wsp,
-                                (wsp + per // 2) if per > 0 else NULL,
+                                (wsp + span) if per > 0 else NULL,
+                                (wsp + 2 * span) if per > 0 else NULL,
                                 item, nitems, want_dx, want_dw)
         else:
             for item in prange(nitems, num_threads=nt, schedule="dynamic"):
                 base = (wsp + threadid() * per) if per > 0 else NULL
                 _backward_items(&g, gp, wp, bp, dxp, xp, dp, base,
-                                (base + per // 2) if per > 0 else NULL,
+                                (base + span) if per > 0 else NULL,
+                                (base + 2 * span) if per > 0 else NULL,
                                 item, nitems, want_dx, want_dw)
 
 
@@ -453,25 +645,7 @@ def shift_workspace_size(Py_ssize_t C, Py_ssize_t O, Py_ssize_t Ho, Py_ssize_t W
 
 cdef void _pad_sample(const SGeom* g, const floating* x, floating* xp) noexcept nogil:
     """xp[c, r, s] = x[c, r − ph, s − pw] (0 outside x) for r < Hp, s < Wp; slack = 0."""
-    cdef Py_ssize_t c, r, xr, s0, s1, s
-    cdef floating* d
-    cdef const floating* src
-    s0 = g.pw if g.pw < g.Wp else g.Wp                  # first column holding x
-    s1 = g.pw + g.W if g.pw + g.W < g.Wp else g.Wp      # end of x's columns
-    for c in range(g.C):
-        for r in range(g.Hp):
-            d = xp + c * g.P + r * g.Wp
-            xr = r - g.ph
-            if xr < 0 or xr >= g.H:
-                memset(d, 0, g.Wp * sizeof(floating))
-                continue
-            src = x + (c * g.H + xr) * g.W - g.pw
-            for s in range(s0):
-                d[s] = 0
-            for s in range(s0, s1):
-                d[s] = src[s]
-            for s in range(s1, g.Wp):
-                d[s] = 0
+    pad_planes(x, xp, g.C, g.H, g.W, g.Hp, g.Wp, g.P, g.ph, g.pw)
     memset(xp + g.C * g.P, 0, g.slack * sizeof(floating))
 
 

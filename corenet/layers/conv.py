@@ -177,7 +177,7 @@ class _Conv(Layer):
         dy = self._check_dy(dy)
         W, b = self.W, self.b
         need_b = b is not None and b.trainable
-        dx, dw, db = self._b(self._x, dy, W.data, True, W.trainable, need_b)
+        dx, dw, db = self._b(self._x, dy, W.data, self.needs_input_grad, W.trainable, need_b)
         if dw is not None:
             W.grad += dw
         if db is not None:

@@ -207,7 +207,7 @@ class Dense(FusedActivation, Layer):
             W.grad += ds.T @ self._x
         if self.b is not None and self.b.trainable:
             self.b.grad += ds.sum(axis=0)
-        return ds @ W.data
+        return ds @ W.data if self.needs_input_grad else None
 
     def _rop_forward_logits(self, x_dot, tangents):
         s_dot = self._x @ tangents[0].T
