@@ -564,8 +564,9 @@ _CONV_SHIFT_MIN = 16          # stride-1 convs with C/G, O/G >= this and
 _CONV_SHIFT_WIDEN = 1.15      # (Wo + d(kw - 1))/Wo <= this use the shift method
 _CONV_DIRECT = True           # use the direct float32 loops where they apply
 _DIRECT_WIDEN = 1.5           # direct float32 loops: (Wo + d(kw - 1))/Wo <= this and
-_DIRECT_MAX_DW_K = 256        # weight gradients only for C·kh·kw <= this (im2col above)
-_DIRECT_BLOCK = 1 << 16       # weight gradients: padded samples per block, this many floats
+_DIRECT_MAX_DW_K = 1 << 30        # weight gradients only for C·kh·kw <= this (im2col above)
+_DIRECT_BLOCK = 1 << 19       # weight gradients: padded samples per block, this many floats
+_DIRECT_CHUNKS = 8            # weight gradients: fixed sample chunks (partial sums)
 
 
 class Workspace:
@@ -885,8 +886,8 @@ def _direct_weight_grad(x, gy, dw, ksize, a, workspace, nt):
     ho, wo = gy.shape[2:]
     pad, dil = (a.padding[0][0], a.padding[1][0]), a.dilation
     one = _direct.workspace_size(c, h, wd, o, ho, wo, kh, kw, pad, dil, 1, 1)
-    block = max(1, min(n, _DIRECT_BLOCK // one))
-    chunks = _conv_chunks(-(-n // block), dw.size)
+    chunks = max(1, min(_DIRECT_CHUNKS, _conv_chunks(n, dw.size)))
+    block = max(1, min(-(-n // chunks), _DIRECT_BLOCK // one))
     nt = max(1, min(nt, chunks))
     ws = _conv_ws(workspace, "direct", one * block * nt, x.dtype)
     partial = _partials(workspace, chunks, dw.size, x.dtype)

@@ -14,7 +14,10 @@ computed on the wide grid of Mr positions per channel (conv_simd.h):
     weight_grad_pass  dWt[chunk] = Σ_{n in chunk} Σ_m dy_n[o, m] · xp_n[c, m + off(p, q)]
 
 Weights are repacked as wt ``(C, kh, kw, O)`` and weight gradients returned in that
-layout. The input gradient of a stride-1 convolution is the forward pass of dy with the
+layout. When every output row is a whole number of vectors (Wo = 16, 32, … on AVX-512)
+the forward computes only real columns; wide layers (O >= two vectors, C >= 4) take the
+weight gradient with output channels in the vector lanes (dy transposed), others with
+output channels × kernel columns or × input channels in registers (conv_simd.h). The input gradient of a stride-1 convolution is the forward pass of dy with the
 flipped, transposed kernel (the facade sets that up). Threads: samples (forward) or fixed
 sample chunks (weight gradient; chunk boundaries depend on N and the chunk count only)
 under ``prange(schedule="dynamic")``, each thread on its own slice of the workspace.
@@ -30,11 +33,17 @@ cdef extern from "conv_simd.h" nogil:
     void cn_conv_fwd_f32(int isa, const float* xp, Py_ssize_t C, Py_ssize_t P,
                          Py_ssize_t Wp, Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t dh,
                          Py_ssize_t dw, const float* wt, Py_ssize_t O, float* yw,
-                         Py_ssize_t Mr)
+                         Py_ssize_t Mr, Py_ssize_t row_vecs, Py_ssize_t Ho)
     void cn_conv_dw_f32(int isa, const float* xp, Py_ssize_t xs, const float* dyw,
                         Py_ssize_t ds, Py_ssize_t nb, Py_ssize_t C, Py_ssize_t P,
                         Py_ssize_t Wp, Py_ssize_t Mr, Py_ssize_t kh, Py_ssize_t kw,
                         Py_ssize_t dh, Py_ssize_t dw, Py_ssize_t O, float* dwt)
+    Py_ssize_t cn_conv_lanes(int isa)
+    int cn_conv_dw_wide(int isa, Py_ssize_t C, Py_ssize_t O)
+    void cn_conv_dwo_f32(int isa, const float* xp, Py_ssize_t xs, const float* dyt,
+                         Py_ssize_t ds, Py_ssize_t nb, Py_ssize_t C, Py_ssize_t P,
+                         Py_ssize_t Wp, Py_ssize_t Mr, Py_ssize_t Or, Py_ssize_t kh,
+                         Py_ssize_t kw, Py_ssize_t dh, Py_ssize_t dw, float* dwt)
 
 cdef int DETECTED = cn_conv_isa()
 cdef int ISA = DETECTED
@@ -57,7 +66,10 @@ def set_isa(int level):
 cdef struct DGeom:
     Py_ssize_t C, H, W, O, Ho, Wo, kh, kw, ph, pw, dh, dw
     Py_ssize_t Hp, Wp, P, M, Mr, xsize   # xsize = C·P + slack (one padded sample)
-    Py_ssize_t ysize                     # O·Mr (one wide output)
+    Py_ssize_t Or                        # O rounded up to whole vectors
+    Py_ssize_t ysize                     # Mr·Or (one wide output, either layout)
+    bint wide                            # weight gradients by cn_conv_dwo_f32
+    Py_ssize_t row_vecs                  # > 0: forward over whole output rows only
 
 
 cdef DGeom _dgeom(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t Ho,
@@ -78,8 +90,17 @@ cdef DGeom _dgeom(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssi
     g.M = Ho * g.Wp
     g.Mr = (g.M + t - 1) // t * t
     g.xsize = C * g.P + g.dw * (kw - 1) + (g.Mr - g.M) + 16
-    g.ysize = O * g.Mr
+    g.Or = (O + t - 1) // t * t
+    g.ysize = g.Or * g.Mr
+    g.wide = cn_conv_dw_wide(ISA, C, O)
+    g.row_vecs = Wo // t if Wo % t == 0 and g.Wp > Wo else 0
     return g
+
+
+cdef Py_ssize_t _thread_floats(const DGeom* g, Py_ssize_t samples) noexcept nogil:
+    """Workspace of one thread: ``samples`` padded inputs and wide outputs, and for wide
+    weight gradients one (C, kh, kw, Or) accumulator."""
+    return samples * (g.xsize + g.ysize) + (g.C * g.kh * g.kw * g.Or if g.wide else 0)
 
 
 def workspace_size(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ssize_t Ho,
@@ -88,7 +109,7 @@ def workspace_size(Py_ssize_t C, Py_ssize_t H, Py_ssize_t W, Py_ssize_t O, Py_ss
     """float32 elements of workspace for ``nthreads`` threads, each holding ``samples``
     padded inputs and wide outputs."""
     cdef DGeom g = _dgeom(C, H, W, O, Ho, Wo, kh, kw, pad, dilation)
-    return nthreads * samples * (g.xsize + g.ysize)
+    return nthreads * _thread_floats(&g, samples)
 
 
 cdef void _pad(const DGeom* g, const float* x, float* xp) noexcept nogil:
@@ -105,7 +126,8 @@ cdef void _forward_sample(const DGeom* g, const float* x, const float* wt, const
     cdef const float* src
     cdef float* d
     _pad(g, x, buf)
-    cn_conv_fwd_f32(ISA, buf, g.C, g.P, g.Wp, g.kh, g.kw, g.dh, g.dw, wt, g.O, yw, g.Mr)
+    cn_conv_fwd_f32(ISA, buf, g.C, g.P, g.Wp, g.kh, g.kw, g.dh, g.dw, wt, g.O, yw, g.Mr,
+                    g.row_vecs, g.Ho)
     for o in range(g.O):
         v = b[o] if b != NULL else 0
         for i in range(g.Ho):
@@ -117,8 +139,13 @@ cdef void _forward_sample(const DGeom* g, const float* x, const float* wt, const
 
 cdef void _dw_block(const DGeom* g, const float* x, const float* dy, float* dwt, float* buf,
                     Py_ssize_t nb) noexcept nogil:
-    """dwt += Σ over nb consecutive samples (x, dy at their first sample)."""
+    """dwt += Σ over nb consecutive samples (x, dy at their first sample): the padded
+    inputs and dy on the wide grid are staged in buf, then one kernel call. Wide layers:
+    dy transposed to (Mr × Or) and dwt in the (C, kh, kw, Or) layout (cn_conv_dwo_f32);
+    otherwise dy as (O × Mr) and dwt (C, kh, kw, O) (cn_conv_dw_f32)."""
     cdef Py_ssize_t s, o, i, j
+    cdef Py_ssize_t so = 1 if g.wide else g.Mr     # strides of channel and position
+    cdef Py_ssize_t sm = g.Or if g.wide else 1
     cdef float* xp = buf
     cdef float* dyw = buf + nb * g.xsize
     cdef float* d
@@ -131,9 +158,13 @@ cdef void _dw_block(const DGeom* g, const float* x, const float* dy, float* dwt,
             for i in range(g.Ho):
                 src = dy + ((s * g.O + o) * g.Ho + i) * g.Wo
                 for j in range(g.Wo):
-                    d[o * g.Mr + i * g.Wp + j] = src[j]
-    cn_conv_dw_f32(ISA, xp, g.xsize, dyw, g.ysize, nb, g.C, g.P, g.Wp, g.Mr, g.kh, g.kw,
-                   g.dh, g.dw, g.O, dwt)
+                    d[o * so + (i * g.Wp + j) * sm] = src[j]
+    if g.wide:
+        cn_conv_dwo_f32(ISA, xp, g.xsize, dyw, g.ysize, nb, g.C, g.P, g.Wp, g.Mr, g.Or,
+                        g.kh, g.kw, g.dh, g.dw, dwt)
+    else:
+        cn_conv_dw_f32(ISA, xp, g.xsize, dyw, g.ysize, nb, g.C, g.P, g.Wp, g.Mr, g.kh,
+                       g.kw, g.dh, g.dw, g.O, dwt)
 
 
 def forward_pass(const float[:, :, :, ::1] x, const float[:, :, :, ::1] wt,
@@ -189,9 +220,11 @@ def weight_grad_pass(const float[:, :, :, ::1] x, const float[:, :, :, ::1] dy,
     if N == 0 or nitems == 0:
         return
     nt = max(1, min(num_threads, nitems))
-    cdef Py_ssize_t per = block * (g.xsize + g.ysize)
+    cdef Py_ssize_t per = _thread_floats(&g, block)
     if ws.shape[0] < nt * per:
         raise ValueError("conv direct weight_grad_pass kernel: workspace too small")
+    cdef Py_ssize_t K = g.C * g.kh * g.kw, k, o
+    cdef float* acc
     cdef const float* xp = &x[0, 0, 0, 0]
     cdef const float* gp = &dy[0, 0, 0, 0]
     cdef float* dp = &dwt_partial[0, 0]
@@ -203,9 +236,15 @@ def weight_grad_pass(const float[:, :, :, ::1] x, const float[:, :, :, ::1] dy,
             base = wsp + threadid() * per
             lo = item * N // nitems
             hi = (item + 1) * N // nitems
-            memset(dp + item * wsize, 0, wsize * sizeof(float))
+            # wide layers accumulate in the (C, kh, kw, Or) layout, then copy out
+            acc = (base + block * (g.xsize + g.ysize)) if g.wide else dp + item * wsize
+            memset(acc, 0, K * (g.Or if g.wide else g.O) * sizeof(float))
             n = lo
             while n < hi:
                 m = min(block, hi - n)
-                _dw_block(&g, xp + n * X, gp + n * Y, dp + item * wsize, base, m)
+                _dw_block(&g, xp + n * X, gp + n * Y, acc, base, m)
                 n = n + m
+            if g.wide:
+                for k in range(K):
+                    for o in range(g.O):
+                        dp[item * wsize + k * g.O + o] = acc[k * g.Or + o]
