@@ -6,7 +6,16 @@ component (layer, activation, loss, metric, optimizer, initializer, normalizer,
 regularizer, pruner, grower, callback, dataset) is a plugin found through the
 entry-point group ``corenet``.
 """
-from importlib.metadata import PackageNotFoundError, version as _version
+import os as _os
+
+# OpenMP workers of the kernels sleep at the end of a parallel region instead of spinning
+# (libgomp reads this when corenet's first kernel module loads it). Spinning workers
+# beside OpenBLAS's threads or other processes made 2-thread training steps 10-100x
+# slower on a shared 2-core machine; sleeping costs a few microseconds per region
+# (benchmarks/RESULTS_lenet.md). A value the user set is kept.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from importlib.metadata import PackageNotFoundError, version as _version  # noqa: E402
 
 from . import registry
 from .activation import Activation
