@@ -36,7 +36,9 @@ for _n, _c in ACTIVATION_CODES.items():
     _NAME_OF_CODE.setdefault(_c, _n)
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
-__all__ = ["ACTIVATION_CODES", "activation_forward", "activation_backward", "prelu_forward",
+__all__ = ["ACTIVATION_CODES", "activation_forward", "activation_backward",
+           "MASK_ACTIVATIONS", "activation_forward_mask", "activation_backward_mask",
+           "prelu_forward",
            "prelu_backward", "softmax", "log_softmax", "softmax_cross_entropy"]
 
 
@@ -92,6 +94,28 @@ def _params(name, kernel, params):
     return p.get("alpha", 0.0), 0.0
 
 
+_ARGS_CACHE: dict = {}
+
+
+def _args(activation, params, what):
+    """``(name, code, p1, p2)`` of an activation and its keyword hyperparameters, validated
+    (errors name ``kernels.<what>[<name>]``) once per distinct (activation, params) and
+    then taken from a small cache (the facade runs per layer call)."""
+    try:
+        key = (type(activation), activation, *sorted(params.items()))
+        hit = _ARGS_CACHE.get(key)
+    except TypeError:                      # unhashable / unorderable: validate, no cache
+        key = hit = None
+    if hit is None:
+        name, code = _resolve(activation)
+        hit = (name, code, *_params(name, f"kernels.{what}[{name}]", params))
+        if key is not None:
+            if len(_ARGS_CACHE) >= 256:
+                _ARGS_CACHE.clear()
+            _ARGS_CACHE[key] = hit
+    return hit
+
+
 def activation_params(activation, config: dict) -> tuple[float, float, bool]:
     """``(p1, p2, from_y)`` of an activation for the compiled kernels: its validated
     hyperparameters and whether its backward can use the cached output."""
@@ -109,9 +133,8 @@ def activation_forward(activation, x, out=None, **params):
     ``activation`` is a name (see module doc) or a code from ``ACTIVATION_CODES``;
     ``params`` are its hyperparameters (spec defaults when omitted). ``out`` may be x.
     """
-    name, code = _resolve(activation)
+    name, code, p1, p2 = _args(activation, params, "activation_forward")
     kernel = f"kernels.activation_forward[{name}]"
-    p1, p2 = _params(name, kernel, params)
     _check(x, kernel, "x")
     out = _output(out, kernel, x.shape, x.dtype)
     _act.activation_forward(code, x.reshape(-1), out.reshape(-1), p1, p2,
@@ -128,12 +151,11 @@ def activation_backward(activation, x, y, dy, out=None, **params):
     rounding); the others need ``x``. ``out`` may be dy. ``sign`` raises
     NotImplementedError (not differentiable).
     """
-    name, code = _resolve(activation)
+    name, code, p1, p2 = _args(activation, params, "activation_backward")
     kernel = f"kernels.activation_backward[{name}]"
     if code in _act.NOT_DIFFERENTIABLE:
         raise NotImplementedError(f"{kernel}: activation {name!r} is not differentiable; "
                                   f"it has no backward pass")
-    p1, p2 = _params(name, kernel, params)
     _check(dy, kernel, "dy")
     for arr, label in ((x, "x"), (y, "y")):
         if arr is not None:
@@ -147,6 +169,64 @@ def activation_backward(activation, x, y, dy, out=None, **params):
     dx = _output(out, kernel, dy.shape, dy.dtype)
     _act.activation_backward(code, src.reshape(-1), dy.reshape(-1), dx.reshape(-1), p1, p2,
                              from_y, config.get_num_threads())
+    return dx
+
+
+# ReLU family with a bit mask: the backward reads one bit per element instead of x.
+MASK_ACTIVATIONS = ("relu", "leaky_relu", "generalized_relu")
+
+
+def _mask_activation(activation, kernel_name, params):
+    name, code, alpha, _ = _args(activation, params, kernel_name)
+    kernel = f"kernels.{kernel_name}[{name}]"
+    if name not in MASK_ACTIVATIONS:
+        raise ValueError(f"{kernel}: only {', '.join(MASK_ACTIVATIONS)} have a mask route, "
+                         f"got {name!r}")
+    return code, kernel, alpha
+
+
+def _mask(mask, kernel, n, writable):
+    nbytes = (n + 7) // 8
+    if mask is None and writable:
+        return np.empty(nbytes, dtype=np.uint8)
+    if not isinstance(mask, np.ndarray) or mask.dtype != np.uint8:
+        raise DTypeError(f"{kernel}: mask must be a numpy.ndarray of dtype uint8, got "
+                         f"{getattr(mask, 'dtype', type(mask).__name__)}")
+    if mask.shape != (nbytes,) or not mask.flags.c_contiguous:
+        raise ShapeError(f"{kernel}: mask must be a C-contiguous array of shape ({nbytes},) "
+                         f"(one bit per element), got shape {mask.shape}")
+    if writable and not mask.flags.writeable:
+        raise ValueError(f"{kernel}: mask must be writable")
+    return mask
+
+
+def activation_forward_mask(activation, x, out=None, mask=None, **params):
+    """``(out, mask)``: ``out = f(x)`` exactly as :func:`activation_forward`, for
+    relu / leaky_relu / generalized_relu (``MASK_ACTIVATIONS``), plus ``mask``, one bit
+    per element of x in C order: uint8 of shape ``((x.size + 7) // 8,)``, bit ``i % 8`` of
+    byte ``i // 8`` (``numpy.packbits(..., bitorder="little")``) set where
+    ``not x <= 0`` (f′ = 1; NaN included), clear where f′ = alpha (D-04). ``out`` may be
+    x; ``mask`` (optional) is filled and returned.
+    """
+    code, kernel, alpha = _mask_activation(activation, "activation_forward_mask", params)
+    _check(x, kernel, "x")
+    out = _output(out, kernel, x.shape, x.dtype)
+    mask = _mask(mask, kernel, x.size, True)
+    _act.mask_forward(code, x.reshape(-1), out.reshape(-1), mask, alpha,
+                      config.get_num_threads())
+    return out, mask
+
+
+def activation_backward_mask(activation, mask, dy, out=None, **params):
+    """``dx = dy ⊙ f′(x)`` from the ``mask`` of :func:`activation_forward_mask`:
+    ``dy`` where the bit is set, ``alpha·dy`` (relu: ``0·dy``) where it is clear; the same
+    values, bit for bit, as :func:`activation_backward` from x, at 1/32 (float32) of the
+    bytes of x. ``out`` may be dy."""
+    code, kernel, alpha = _mask_activation(activation, "activation_backward_mask", params)
+    _check(dy, kernel, "dy")
+    mask = _mask(mask, kernel, dy.size, False)
+    dx = _output(out, kernel, dy.shape, dy.dtype)
+    _act.mask_backward(mask, dy.reshape(-1), dx.reshape(-1), alpha, config.get_num_threads())
     return dx
 
 
@@ -759,7 +839,8 @@ class _BlasThreads:
     or ``openblas_set_num_threads``; without one (other BLAS, other OS) nothing is changed.
     """
 
-    def __init__(self):
+    def __init__(self, suffix=""):
+        self._suffix = suffix    # "64_": the ILP64 OpenBLAS inside NumPy's wheel
         self._lib = False        # False: not searched yet; None: not found
         self._lock = threading.Lock()
         self._depth = 0
@@ -779,8 +860,8 @@ class _BlasThreads:
             except OSError:
                 continue
             for prefix in ("scipy_openblas", "openblas"):
-                fs = getattr(lib, prefix + "_set_num_threads", None)
-                fg = getattr(lib, prefix + "_get_num_threads", None)
+                fs = getattr(lib, prefix + "_set_num_threads" + self._suffix, None)
+                fg = getattr(lib, prefix + "_get_num_threads" + self._suffix, None)
                 if fs is not None and fg is not None:
                     fs.argtypes, fs.restype, fg.restype = [ctypes.c_int], None, ctypes.c_int
                     self._lib = (fg, fs)
@@ -810,6 +891,22 @@ class _BlasThreads:
 
 
 _BLAS = _BlasThreads()
+_NUMPY_BLAS = _BlasThreads("64_")
+_SMALL_GEMM = (1 << 18, 1 << 23)    # m·n·k window of matmul's single-threaded BLAS
+
+
+def matmul(a, b, out=None):
+    """``a @ b`` (NumPy's matmul) for the products of corenet's layers. Products of
+    m·n·k in ``_SMALL_GEMM`` run with one BLAS thread: OpenBLAS would split them over its
+    threads (its threshold is m·n·k > 2¹⁸), whose workers then spin for a while after the
+    call, competing with the kernels' OpenMP threads for the cores (the 2-thread LeNet-5
+    step ran 3-10× slower on a loaded 2-core machine). Smaller products are single-threaded
+    inside OpenBLAS anyway; larger ones keep the BLAS threads."""
+    mnk = a.shape[-2] * a.shape[-1] * b.shape[-1] if a.ndim >= 2 and b.ndim >= 2 else 0
+    if _SMALL_GEMM[0] < mnk < _SMALL_GEMM[1]:
+        with _NUMPY_BLAS.limit(1):
+            return np.matmul(a, b, out=out)
+    return np.matmul(a, b, out=out)
 
 
 def _conv_ws(workspace, key, size, dtype):
@@ -935,14 +1032,14 @@ def _dense_pass(x, w, b, y, gy, dw, dx, bias_dx):
     x2, w2 = (None if x is None else x.reshape(n, -1)), w.reshape(o, -1)
     if y is not None:
         y2 = y.reshape(n, o)
-        np.matmul(x2, w2.T, out=y2)
+        matmul(x2, w2.T, out=y2)
         if b is not None and b.size:
             y2 += b
     if dw is not None:
-        np.matmul(gy.reshape(n, o).T, x2, out=dw.reshape(o, -1))
+        matmul(gy.reshape(n, o).T, x2, out=dw.reshape(o, -1))
     if dx is not None:
         dx2 = dx.reshape(n, -1)
-        np.matmul(gy.reshape(n, o), w2, out=dx2)
+        matmul(gy.reshape(n, o), w2, out=dx2)
         if bias_dx is not None and bias_dx.size:
             dx.reshape(n, bias_dx.size, -1)[...] += bias_dx[:, None]
 

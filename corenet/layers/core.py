@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import registry
+from ..kernels import matmul
 from ..errors import ShapeError, HyperparameterError
 from ..initializer import compute_fans
 from ..layer import Layer
@@ -196,7 +197,7 @@ class Dense(FusedActivation, Layer):
 
     def _linear(self, x):
         self._x = x
-        s = x @ self.W.data.T
+        s = matmul(x, self.W.data.T)
         if self.b is not None:
             s += self.b.data
         return s
@@ -204,10 +205,10 @@ class Dense(FusedActivation, Layer):
     def _backward_logits(self, ds):
         W = self.W
         if W.trainable:
-            W.grad += ds.T @ self._x
+            W.grad += matmul(ds.T, self._x)
         if self.b is not None and self.b.trainable:
             self.b.grad += ds.sum(axis=0)
-        return ds @ W.data if self.needs_input_grad else None
+        return matmul(ds, W.data) if self.needs_input_grad else None
 
     def _rop_forward_logits(self, x_dot, tangents):
         s_dot = self._x @ tangents[0].T
