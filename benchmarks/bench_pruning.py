@@ -4,10 +4,11 @@ docs/pruning.md and the plots docs/img/pruning_monks.png, docs/img/pruning_lenet
 
 Usage (from the repository root)::
 
-    python benchmarks/bench_pruning.py                 # about 1 minute on 2 cores
+    python benchmarks/bench_pruning.py                 # about 4 minutes on 2 cores
     python benchmarks/bench_pruning.py --seeds 5       # quicker
-    python benchmarks/bench_pruning.py --lenet5        # adds LeNet-5 (1-2 minutes more)
+    python benchmarks/bench_pruning.py --lenet5        # adds LeNet-5 (about 10 s more)
     python benchmarks/bench_pruning.py --no-write      # print only
+    python benchmarks/bench_pruning.py --monk-only     # only the MONK's problems, print only
 
 Parts (float64 unless said otherwise; ``random_state`` = seed):
 
@@ -18,16 +19,12 @@ Parts (float64 unless said otherwise; ``random_state`` = seed):
   epochs) until 20 seeds classify all four patterns; each method deletes one of the
   nine parameters (biases included, as in Hassibi & Stork's nine-weight network) with
   no retraining; "kept" = the four patterns are still classified correctly.
-* ``monks`` — MONK-1 17-3-1 (58 weights), MONK-2 and MONK-3 17-2-1 (39 weights), the
-  sizes of Thrun et al.'s backprop-with-weight-decay networks that Hassibi & Stork
-  pruned. Training: sigmoid units, sse(half), Adam lr 0.05 with L2 weight decay 1e-3,
-  2000 full-batch epochs (MONK-1/2: up to 5 initialisations until the training set is
-  learned). Pruning: one parameter at a time (biases included), stop when the training
-  accuracy falls below its value before pruning (that last deletion undone).
-  Protocol A without retraining: magnitude, OBD (Gauss-Newton diagonal), OBS with the
-  spec defaults (outer-product H⁻¹, α = 1e-6, γ = 0.5, linear term when ‖g‖∞ > 1e-3) and
-  OBS without the γ cap and the linear term. Protocol B with 100 epochs of SGD (lr 1,
-  momentum 0.9, weight decay 1e-3, full batch) after every deletion.
+* ``monks`` — ``benchmarks/pruning_monks.py`` (see its docstring): MONK-1 17-3-1 and
+  MONK-2/3 17-2-1 networks like Thrun et al.'s, trained with weight decay and polished
+  to the minimum by Levenberg-Marquardt; magnitude, OBD and OBS delete one parameter at
+  a time, protocol A without retraining, protocol B (the reproduction of Hassibi &
+  Stork's OBS result) with 3 Levenberg-Marquardt iterations after every deletion and the
+  smallest network on the pruning path that keeps the training accuracy.
 * ``units`` — half of LeNet-300-100's hidden units removed (OBD-sum relevance), one
   epoch of retraining, ``compact``: parameters, accuracy and prediction time.
 * ``lenet`` — LeNet-300-100 (784-300-100-10, relu, 266,610 parameters) trained 8 epochs
@@ -55,25 +52,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from corenet import Sequential, curvature  # noqa: E402
-from corenet.datasets import mnist_split, monks_split, xor  # noqa: E402
+from corenet.datasets import mnist_split, xor  # noqa: E402
 from corenet.layers.core import Dense  # noqa: E402
 from corenet.pruners import (LayerwiseOBSPruner, MagnitudePruner, OBDPruner,  # noqa: E402
                              OBSPruner, UnitPruner, compact, sparsity_summary, unprune)
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pruning_monks import fmt_monks, monk_net, part_monks, plot_monks  # noqa: E402
+
 SSE = {"name": "sse", "half": True}
 BEGIN, END = "<!-- bench_pruning:begin -->", "<!-- bench_pruning:end -->"
-PUBLISHED = {1: (58, 14), 2: (39, 15), 3: (39, 4)}        # Hassibi, Stork & Wolff 1993
 
 
 def quiet():
     warnings.simplefilter("ignore")
-
-
-def clone(model, optimizer):
-    m = Sequential.from_config(model.get_config())
-    m.set_flat_parameters(model.get_flat_parameters())
-    m.compile(loss=model.loss, optimizer=optimizer, metrics=["accuracy"])
-    return m
 
 
 # ----------------------------------------------------------------------------- diag
@@ -88,7 +80,7 @@ def part_diag():
               np.array([[0.3], [-0.4]]))]
     net, X, y = xor_net(0)
     cases.append(("XOR 2-2-1 sigmoid (trained), sse", net, SSE, X, y))
-    mk, Xk, yk, _, _ = monk_net(1, 0)
+    mk, Xk, yk = monk_net(1, 0)[:3]
     cases.append(("MONK-1 17-3-1 sigmoid (trained), sse", mk, SSE, Xk, yk))
     Xs = rng.normal(size=(40, 5))
     ys = rng.integers(0, 3, 40)
@@ -139,57 +131,6 @@ def part_xor(n_seeds):
             make().prune(m, X, y)
             kept[name] += m.evaluate(X, y)["accuracy"] == 1.0
     return kept, trained, seed
-
-
-# ----------------------------------------------------------------------------- monks
-def monk_net(problem, seed):
-    hidden = 3 if problem == 1 else 2
-    Xtr, ytr, Xte, yte = monks_split(problem, seed=seed)
-    ytr, yte = ytr.astype(float), yte.astype(float)
-    for attempt in range(5):
-        m = Sequential([Dense(hidden, activation="sigmoid"), Dense(1, activation="sigmoid")],
-                       random_state=1000 * attempt + seed)
-        m.compile(loss=SSE, optimizer={"name": "adam", "lr": 0.05, "weight_decay": 1e-3},
-                  metrics=["accuracy"])
-        m.fit(Xtr, ytr, epochs=2000, batch_size=len(Xtr))
-        if problem == 3 or m.evaluate(Xtr, ytr)["accuracy"] == 1.0:
-            break
-    return m, Xtr, ytr, Xte, yte
-
-
-RETRAIN_OPT = {"name": "sgd", "lr": 1.0, "momentum": 0.9, "weight_decay": 1e-3}
-TUNED = {"gamma": None, "use_linear_term": False}
-
-
-def monk_methods(n, n_train, retrain):
-    common = dict(n_prune=n, prune_biases=True, max_accuracy_drop=0.0)
-    if retrain:
-        common.update(retrain_epochs=100, retrain_batch_size=n_train)
-        return {"magnitude": lambda: MagnitudePruner(rounds=n, **common),
-                "OBD": lambda: OBDPruner(rounds=n, **common),
-                "OBS (no γ cap, no linear term)": lambda: OBSPruner(**common, **TUNED)}
-    return {"magnitude": lambda: MagnitudePruner(rounds=n, **common),
-            "OBD": lambda: OBDPruner(rounds=n, **common),
-            "OBS (spec defaults)": lambda: OBSPruner(**common),
-            "OBS (no γ cap, no linear term)": lambda: OBSPruner(**common, **TUNED)}
-
-
-def part_monks(n_seeds):
-    results = {}          # (protocol, problem) -> {method: [(weights, train, test, test0)]}
-    for problem in (1, 2, 3):
-        for seed in range(n_seeds):
-            m, Xtr, ytr, Xte, yte = monk_net(problem, seed)
-            n = m.n_parameters()
-            test0 = m.evaluate(Xte, yte)["accuracy"]
-            for protocol in ("A", "B"):
-                for name, make in monk_methods(n, len(Xtr), protocol == "B").items():
-                    mm = clone(m, RETRAIN_OPT)
-                    r = make().prune(mm, Xtr, ytr)
-                    row = (r.weights_after, mm.evaluate(Xtr, ytr)["accuracy"],
-                           mm.evaluate(Xte, yte)["accuracy"], test0,
-                           r.accuracy_before, r.seconds)
-                    results.setdefault((protocol, problem), {}).setdefault(name, []).append(row)
-    return results
 
 
 # ----------------------------------------------------------------------------- lenet
@@ -283,58 +224,6 @@ def part_units(res):
 
 
 # ----------------------------------------------------------------------------- output
-def fmt_monks(results, n_seeds):
-    out = []
-    for protocol, title in (("A", "Protocol A — no retraining"),
-                            ("B", "Protocol B — 100 epochs of retraining after every "
-                                  "deletion")):
-        out += [f"**{title}** (mean ± sd over {n_seeds} seeds; weights = parameters left, "
-                "biases included):", "",
-                "| problem | method | weights left | removed | train acc. | test acc. before "
-                "→ after |", "|---|---|---|---|---|---|"]
-        for problem in (1, 2, 3):
-            total, published = PUBLISHED[problem]
-            for name, rows in results[(protocol, problem)].items():
-                v = np.array(rows, dtype=float)
-                out.append(f"| MONK-{problem} | {name} | {v[:, 0].mean():.1f} ± "
-                           f"{v[:, 0].std():.1f} | {100 * (1 - v[:, 0].mean() / total):.0f} % "
-                           f"| {100 * v[:, 4].mean():.1f} → {100 * v[:, 1].mean():.1f} % | "
-                           f"{100 * v[:, 3].mean():.1f} → {100 * v[:, 2].mean():.1f} % |")
-            out.append(f"| MONK-{problem} | *published OBS* | *{published}* | "
-                       f"*{100 * (1 - published / total):.0f} %* | | |")
-        out.append("")
-    return out
-
-
-def plot_monks(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4), sharey=False)
-    markers = {"magnitude": "s", "OBD": "^", "OBS (spec defaults)": "x",
-               "OBS (no γ cap, no linear term)": "o"}
-    jitter = np.random.default_rng(0)
-    for ax, problem in zip(axes, (1, 2, 3)):
-        for i, (name, rows) in enumerate(results[("A", problem)].items()):
-            v = np.array(rows, dtype=float)
-            hollow = markers[name] != "x"
-            ax.scatter(v[:, 0] + jitter.uniform(-0.25, 0.25, len(v)), 100 * v[:, 2],
-                       marker=markers[name], label=name, alpha=0.75,
-                       facecolors="none" if hollow else f"C{i}", edgecolors=f"C{i}")
-        total, published = PUBLISHED[problem]
-        ax.axvline(published, color="k", ls=":", lw=1)
-        ax.text(published + 0.3, ax.get_ylim()[0] + 0.5, "published OBS", fontsize=8)
-        ax.set_title(f"MONK-{problem} ({total} weights), no retraining")
-        ax.set_xlabel("weights remaining")
-        ax.set_ylabel("test accuracy (%)")
-    axes[0].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def plot_lenet(lenets, path):
     import matplotlib
 
@@ -370,6 +259,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--lenet5", action="store_true", help="add LeNet-5 (minutes)")
     ap.add_argument("--no-write", action="store_true", help="do not touch docs/")
+    ap.add_argument("--monk-only", action="store_true",
+                    help="run only the MONK's problems and print (implies --no-write)")
     ap.add_argument("--doc", default=str(ROOT / "docs" / "pruning.md"))
     args = ap.parse_args(argv)
     quiet()
@@ -378,6 +269,11 @@ def main(argv=None) -> int:
                                                                            sys.argv[1:])))
     out = [f"Generated by `{cmd}` ({time.strftime('%Y-%m-%d')}).", ""]
 
+    if args.monk_only:
+        monks, grads = part_monks(args.seeds)
+        print("\n".join(fmt_monks(monks, grads, args.seeds)))
+        print(f"monks: {time.perf_counter() - t_all:.1f} s")
+        return 0
     t = time.perf_counter()
     diag = part_diag()
     out += ["### Gauss-Newton diagonal vs exact diagonal", "",
@@ -397,8 +293,8 @@ def main(argv=None) -> int:
     print(f"xor: {time.perf_counter() - t:.1f} s", kept)
 
     t = time.perf_counter()
-    monks = part_monks(args.seeds)
-    out += ["### MONK's problems", ""] + fmt_monks(monks, args.seeds)
+    monks, grads = part_monks(args.seeds)
+    out += ["### MONK's problems", ""] + fmt_monks(monks, grads, args.seeds)
     out += ["![weights remaining vs test accuracy](img/pruning_monks.png)", ""]
     print(f"monks: {time.perf_counter() - t:.1f} s")
 

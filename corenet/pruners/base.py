@@ -85,11 +85,20 @@ class Pruner(Callback):
     for the call), ``target_sparsity`` (fraction of all prunable weights pruned at the
     end), ``target_weights`` (prunable weights left at the end); ``rounds``;
     ``retrain_epochs`` (after each round; masks enforced) with ``retrain_batch_size``
-    and the model's compiled optimizer (``retrain_optimizer`` if not compiled); stop
+    and the model's compiled optimizer (``retrain_optimizer`` if not compiled;
+    ``reset_optimizer=True`` clears its per-parameter state before every retraining —
+    the pruner moved the weights, OBS all of them, so momentum, Adam moments or a
+    Levenberg-Marquardt damping left by the previous retraining belong to another
+    point); stop
     criteria ``max_loss_increase`` (relative increase of the loss over the round;
     exceeded → the round is undone and pruning stops, pruning.md §2), ``max_loss``
     (absolute) and ``max_accuracy_drop`` (absolute drop of accuracy vs. before the call,
-    on ``validation_data`` if given, else the pruning data).
+    on ``validation_data`` if given, else the pruning data); ``lookahead`` (default 0):
+    after a round that violates a criterion, go on for up to ``lookahead`` more rounds —
+    if the criteria hold again pruning continues from there, otherwise the model is
+    restored to the last network that met them (so with a large ``lookahead`` the result
+    is the smallest network along the pruning path that meets the criteria; the rounds in
+    between are recorded with ``violated``, the abandoned ones with ``undone``).
     """
 
     name = ""
@@ -99,8 +108,9 @@ class Pruner(Callback):
 
     def __init__(self, *, amount=0.2, n_prune=None, target_sparsity=None, target_weights=None,
                  rounds: int = 1, retrain_epochs: int = 0, retrain_batch_size: int = 32,
-                 retrain_optimizer="sgd", max_loss_increase=None, max_loss=None,
-                 max_accuracy_drop=None, loss=None, prune_biases: bool = False,
+                 retrain_optimizer="sgd", reset_optimizer: bool = False,
+                 max_loss_increase=None, max_loss=None, max_accuracy_drop=None,
+                 lookahead: int = 0, loss=None, prune_biases: bool = False,
                  parameters=None, data=None, start_epoch: int = 0, end_epoch=None,
                  frequency: int = 1, initial_sparsity: float = 0.0,
                  schedule: str = "polynomial", random_state=None, verbose: bool = False):
@@ -120,6 +130,9 @@ class Pruner(Callback):
         if int(retrain_epochs) < 0:
             raise HyperparameterError(f"{who}: retrain_epochs must be >= 0, got "
                                       f"{retrain_epochs!r}")
+        if isinstance(lookahead, bool) or int(lookahead) != lookahead or lookahead < 0:
+            raise HyperparameterError(f"{who}: lookahead must be an integer >= 0, got "
+                                      f"{lookahead!r}")
         if int(frequency) < 1:
             raise HyperparameterError(f"{who}: frequency must be >= 1, got {frequency!r}")
         if schedule not in ("polynomial", "linear"):
@@ -135,8 +148,9 @@ class Pruner(Callback):
         self.rounds, self.retrain_epochs = int(rounds), int(retrain_epochs)
         self.retrain_batch_size, self.retrain_optimizer = int(retrain_batch_size), \
             retrain_optimizer
+        self.reset_optimizer = bool(reset_optimizer)
         self.max_loss_increase, self.max_loss = max_loss_increase, max_loss
-        self.max_accuracy_drop = max_accuracy_drop
+        self.max_accuracy_drop, self.lookahead = max_accuracy_drop, int(lookahead)
         self.loss, self.prune_biases, self.parameters = loss, bool(prune_biases), parameters
         self.data = data
         self.start_epoch, self.end_epoch, self.frequency = int(start_epoch), end_epoch, \
@@ -149,9 +163,9 @@ class Pruner(Callback):
 
     def get_config(self) -> dict:
         keys = ("amount", "n_prune", "target_sparsity", "target_weights", "rounds",
-                "retrain_epochs", "retrain_batch_size", "max_loss_increase", "max_loss",
-                "max_accuracy_drop", "prune_biases", "start_epoch", "end_epoch", "frequency",
-                "initial_sparsity", "schedule")
+                "retrain_epochs", "retrain_batch_size", "reset_optimizer", "max_loss_increase",
+                "max_loss", "max_accuracy_drop", "lookahead", "prune_biases", "start_epoch",
+                "end_epoch", "frequency", "initial_sparsity", "schedule")
         return {k: getattr(self, k) for k in keys}
 
     # ------------------------------------------------------------------ helpers
@@ -235,6 +249,8 @@ class Pruner(Callback):
         if model.optimizer is None or model.loss is None:
             model.compile(loss=ctx["loss"], optimizer=self.retrain_optimizer,
                           metrics=model.metrics)
+        elif self.reset_optimizer:
+            model.optimizer.state = {}
         model.fit(ctx["X"], ctx["y"], epochs=epochs, batch_size=self.retrain_batch_size,
                   random_state=None if self.random_state is None else
                   int(self.random_state) + len(ctx["records"]))
@@ -294,11 +310,13 @@ class Pruner(Callback):
         return ctx
 
     def _run(self, ctx) -> None:
-        """Rounds of score → mask → retrain with the stop criteria (pruning.md §2, §4)."""
+        """Rounds of score → mask → retrain with the stop criteria (pruning.md §2, §4) and
+        the ``lookahead`` of the class docstring."""
         model = ctx["model"]
         params = self._params(model)
         total, n_unpruned = self._round_sizes(params)
         remaining = total
+        guard = Lookahead(self.lookahead)
         for r in range(self.rounds):
             n_unpruned = count_pruned(params)[0]
             if remaining is None:
@@ -309,26 +327,40 @@ class Pruner(Callback):
             if k <= 0:
                 break
             before = Snapshot(model)
-            loss_ref = self._evaluate(ctx)[0] if ctx["eval"] is not None else None
+            if guard.pending:
+                loss_ref = guard.loss_ref
+            else:
+                loss_ref = self._evaluate(ctx)[0] if ctx["eval"] is not None else None
             record = self.step(ctx, k)
             record.update(round=r, k=k)
             self._retrain(ctx)
             ctx["rounds"] += 1
-            if ctx["eval"] is not None:
-                loss, acc = self._evaluate(ctx)
-                record.update(loss=loss, accuracy=acc)
-                reason = self._stop_reason(ctx, loss_ref, loss, acc)
-                if reason:
-                    before.restore()
-                    record["undone"] = True
-                    ctx["records"].append(record)
-                    ctx["stopped"] = reason
-                    return
-            ctx["records"].append(record)
             if remaining is not None:
                 remaining -= k
+            if ctx["eval"] is None:
+                ctx["records"].append(record)
+                continue
+            if self._judge_round(ctx, guard, record, before, loss_ref):
+                return
+        if guard.finish(ctx):
+            return
         if total is None:
             ctx["stopped"] = "rounds"
+
+    def _judge_round(self, ctx, guard, record, before, loss_ref) -> bool:
+        """Evaluate a finished round (loss and accuracy into ``record``) against the stop
+        criteria, through the lookahead ``guard``; True when pruning must stop (the guard
+        has then restored the last network that met the criteria)."""
+        loss, acc = self._evaluate(ctx)
+        record.update(loss=loss, accuracy=acc)
+        reason = self._stop_reason(ctx, loss_ref, loss, acc)
+        if not reason:
+            guard.accept(ctx, record)
+            return False
+        if guard.violated(record, reason, before, loss_ref=loss_ref):
+            guard.finish(ctx)
+            return True
+        return False
 
     def step(self, ctx, k: int) -> dict:
         """Prune ``k`` weights now (no retraining); return a record dict."""
@@ -413,6 +445,44 @@ class Pruner(Callback):
         self.events.append(record)
         if self.verbose:
             print(f"[{self.name}] epoch {epoch}: pruned {k}, sparsity {record['sparsity']:.3f}")
+
+
+class Lookahead:
+    """Bookkeeping of ``Pruner.lookahead``: rounds (deletions) that violate a stop
+    criterion are held as pending; :meth:`accept` of a later round that meets the criteria
+    keeps them, :meth:`finish` restores the last network that met the criteria."""
+
+    def __init__(self, limit: int):
+        self.limit, self.pending = int(limit), []
+        self.target = self.reason = self.loss_ref = None
+        self.earlier = []
+
+    def violated(self, record, reason, target, earlier=(), loss_ref=None) -> bool:
+        """Hold ``record`` (it violates ``reason``); ``target`` restores the last accepted
+        network (``earlier``: accepted records it undoes too). True = stop now."""
+        if not self.pending:
+            self.target, self.reason, self.earlier = target, reason, list(earlier)
+            self.loss_ref = loss_ref
+        record["violated"] = reason
+        self.pending.append(record)
+        return len(self.pending) > self.limit
+
+    def accept(self, ctx, record) -> None:
+        ctx["records"].extend(self.pending)
+        ctx["records"].append(record)
+        self.pending, self.earlier = [], []
+
+    def finish(self, ctx) -> bool:
+        """Undo the pending rounds; True when there were any (``ctx['stopped']`` set)."""
+        if not self.pending:
+            return False
+        self.target.restore()
+        for rec in self.earlier + self.pending:
+            rec["undone"] = True
+        ctx["records"].extend(self.pending)
+        ctx["stopped"] = self.reason
+        self.pending, self.earlier = [], []
+        return True
 
 
 def warn_once(message: str) -> None:

@@ -13,8 +13,8 @@ import numpy as np
 
 from .. import curvature
 from ..errors import HyperparameterError, NotFiniteError
-from .base import (FlatLayout, Pruner, Snapshot, count_pruned, k_from_amount, prune_entries,
-                   warn_once)
+from .base import (FlatLayout, Lookahead, Pruner, Snapshot, count_pruned, k_from_amount,
+                   prune_entries, warn_once)
 from .obd import candidate_mask
 
 
@@ -91,7 +91,10 @@ class OBSPruner(Pruner):
     ``amount`` of the unpruned weights), or when ``max_loss_increase`` (relative to the
     loss before pruning), ``max_loss`` or ``max_accuracy_drop`` is exceeded (checked
     after every deletion, or after the retraining that follows it; the deletion — or
-    that round — is undone). ``report["records"]`` holds, per deletion: ``index`` (in θ),
+    that round — is undone; with ``lookahead`` > 0 up to that many further deletions are
+    tried first, and pruning goes on if the criteria hold again: with
+    ``lookahead >= n_prune`` the result is the smallest network along the OBS path that
+    meets them). ``report["records"]`` holds, per deletion: ``index`` (in θ),
     ``parameter`` and ``local_index``, ``theta`` before, ``saliency`` L_q,
     ``predicted_increase`` (ΔR_q), ``capped`` and, when evaluated, ``loss`` and
     ``actual_increase``; ``report["inverses"]`` one entry per H⁻¹ formed (damping used,
@@ -279,7 +282,8 @@ class OBSPruner(Pruner):
             or self.max_accuracy_drop is not None)
         st = self._setup(ctx) if total > 0 else None
         ctx["rounds"] = 1 if total > 0 else 0
-        round_snap = Snapshot(model)
+        guard = Lookahead(self.lookahead)
+        round_snap, round_start = Snapshot(model), len(ctx["records"])
         count, prev_loss = 0, ctx["loss0"]
         while count < total:
             snap = Snapshot(model) if check else None
@@ -291,19 +295,26 @@ class OBSPruner(Pruner):
             retrain_now = self.retrain_epochs > 0 and count % self.prune_per_round == 0
             if retrain_now:
                 self._retrain(ctx)
-            if check:
+            if not check:
+                ctx["records"].append(rec)
+            else:
                 loss, acc = self._evaluate(ctx)
                 rec.update(loss=loss, accuracy=acc, actual_increase=loss - prev_loss)
-                reason = self._stop_reason(ctx, ctx["loss0"], loss, acc)
-                if reason:
-                    (round_snap if retrain_now else snap).restore()
-                    rec["undone"] = True
-                    ctx["records"].append(rec)
-                    ctx["stopped"] = reason
-                    return
                 prev_loss = loss
-            ctx["records"].append(rec)
+                reason = self._stop_reason(ctx, ctx["loss0"], loss, acc)
+                if not reason:
+                    guard.accept(ctx, rec)
+                else:
+                    # back to the network before this deletion, or before this round when
+                    # the violation shows after its retraining
+                    target, earlier = (round_snap, ctx["records"][round_start:]) \
+                        if retrain_now else (snap, ())
+                    if guard.violated(rec, reason, target, earlier):
+                        guard.finish(ctx)
+                        return
             if retrain_now and count < total:
                 st = self._setup(ctx)
                 round_snap = Snapshot(model)
+                round_start = len(ctx["records"]) + len(guard.pending)
                 ctx["rounds"] += 1
+        guard.finish(ctx)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import HyperparameterError, NotFiniteError
-from .base import Pruner, Snapshot, prune_entries, smallest
+from .base import Lookahead, Pruner, Snapshot, prune_entries, smallest
 
 #: parameter-free layers that keep the unit (channel) axis between producer and consumer
 PASS_THROUGH = {"activation", "dropout", "dropout2d", "alpha_dropout", "gaussian_noise",
@@ -248,12 +248,13 @@ class UnitPruner(Pruner):
 
     def _run(self, ctx) -> None:
         model = ctx["model"]
+        guard = Lookahead(self.lookahead)
         for r in range(self.rounds):
             k = self._units_this_round(model)
             if k <= 0:
                 break
             before = Snapshot(model)
-            loss_ref = self._evaluate(ctx)[0]
+            loss_ref = guard.loss_ref if guard.pending else self._evaluate(ctx)[0]
             record = self.step(ctx, k)
             if record["pruned_units"] == 0:
                 ctx["stopped"] = "no_candidates"
@@ -261,17 +262,13 @@ class UnitPruner(Pruner):
             record.update(round=r)
             self._retrain(ctx)
             ctx["rounds"] += 1
-            loss, acc = self._evaluate(ctx)
-            record.update(loss=loss, accuracy=acc)
-            reason = self._stop_reason(ctx, loss_ref, loss, acc)
-            ctx["records"].append(record)
-            if reason:
-                before.restore()
-                record["undone"] = True
-                ctx["stopped"] = reason
+            if self._judge_round(ctx, guard, record, before, loss_ref):
                 return
         else:
-            ctx["stopped"] = "rounds"
+            if not guard.finish(ctx):
+                ctx["stopped"] = "rounds"
+            return
+        guard.finish(ctx)
 
     def event_count(self, model, sparsity) -> int:
         return self._units_this_round(model)
