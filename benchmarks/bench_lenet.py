@@ -161,8 +161,11 @@ class CorenetStep:
         return self.trainer.train_step(self.X, self.y)
 
     def profile(self, repeats=50):
-        """Median ms of each layer's forward and backward on the batch."""
+        """Median ms of each layer's forward and backward on the batch (the first layer
+        skips its unused input gradient, as in a training step)."""
         import numpy as np
+
+        from corenet.layer import skip_input_grad
 
         layers = self.model.layers
         fwd = [[] for _ in layers]
@@ -176,7 +179,8 @@ class CorenetStep:
             dy = np.full_like(h, 1.0 / h.size)
             for i in range(len(layers) - 1, -1, -1):
                 t = time.perf_counter()
-                dy = layers[i].backward(dy)
+                with skip_input_grad(layers[i], i == 0):     # as in Trainer.train_step
+                    dy = layers[i].backward(dy)
                 bwd[i].append(time.perf_counter() - t)
         self.model.zero_grad()
         return [{"layer": f"{i} {layer.name}", "fwd_ms": 1e3 * statistics.median(f),
