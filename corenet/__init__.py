@@ -8,12 +8,16 @@ entry-point group ``corenet``.
 """
 import os as _os
 
-# OpenMP workers of the kernels sleep at the end of a parallel region instead of spinning
-# (libgomp reads this when corenet's first kernel module loads it). Spinning workers
-# beside OpenBLAS's threads or other processes made 2-thread training steps 10-100x
-# slower on a shared 2-core machine; sleeping costs a few microseconds per region
-# (benchmarks/RESULTS_lenet.md). A value the user set is kept.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP workers of the kernels spin for a short while (2,000 rounds, about 0.1 ms)
+# after a parallel region, then sleep (libgomp reads this when corenet's first kernel
+# module loads it). Its default — spinning up to 300,000 rounds, or without end under
+# OMP_WAIT_POLICY=ACTIVE — made 2-thread training steps 3-10x slower whenever another
+# process used a core, and sleeping at once (PASSIVE) left the second core idle: the
+# woken worker arrived after the region's work was gone (benchmarks/RESULTS_lenet.md).
+# Values the user set are kept.
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["OMP_WAIT_POLICY"] = "ACTIVE"    # with GOMP_SPINCOUNT: spin that long
+    _os.environ["GOMP_SPINCOUNT"] = "2000"
 
 from importlib.metadata import PackageNotFoundError, version as _version  # noqa: E402
 
