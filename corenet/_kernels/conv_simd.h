@@ -47,8 +47,8 @@ typedef float cn_v16u __attribute__((vector_size(64), aligned(4)));
 #define CN_DOB 4
 #define CN_DQB 5
 #define CN_DCB 5
-#define CN_WOV 2
-#define CN_WCB 12
+#define CN_WOV 4
+#define CN_WCB 4
 #include "conv_simd_impl.h"
 
 #define CN_SFX(name) cn_##name##_avx2

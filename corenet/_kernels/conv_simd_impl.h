@@ -340,15 +340,26 @@ CN_SFX(conv_dwo)(const float *xp, ptrdiff_t xs, const float *dyt, ptrdiff_t ds,
                     const int ov = (int)((Or - o0) / CN_VW < CN_WOV ? (Or - o0) / CN_VW
                                                                    : CN_WOV);
                     const int cb = (int)(C - c0 < CN_WCB ? C - c0 : CN_WCB);
-                    if (ov == CN_WOV && cb == CN_WCB)
-                        CN_SFX(dwo_tile)(xp, xs, dyt, ds, nb, P, Wp, Mr, Or, kh, kw, dh, dw,
-                                         c0, CN_WCB, p, q, o0, CN_WOV, dwt);
-                    else if (ov == CN_WOV)
-                        CN_SFX(dwo_tile)(xp, xs, dyt, ds, nb, P, Wp, Mr, Or, kh, kw, dh, dw,
-                                         c0, cb, p, q, o0, CN_WOV, dwt);
-                    else
-                        CN_SFX(dwo_tile)(xp, xs, dyt, ds, nb, P, Wp, Mr, Or, kh, kw, dh, dw,
-                                         c0, cb, p, q, o0, 1, dwt);
+#define CN_DWO(CB, OV) CN_SFX(dwo_tile)(xp, xs, dyt, ds, nb, P, Wp, Mr, Or, kh, kw, dh, dw, \
+                                        c0, CB, p, q, o0, OV, dwt)
+#if CN_WOV >= 4
+#define CN_DWO_V34(CB) case 3: CN_DWO(CB, 3); break; case 4: CN_DWO(CB, 4); break;
+#else
+#define CN_DWO_V34(CB)
+#endif
+#define CN_DWO_V(CB) switch (ov) {                                                      \
+                     case 1: CN_DWO(CB, 1); break;                                      \
+                     case 2: CN_DWO(CB, 2); break;                                      \
+                     CN_DWO_V34(CB)                                                     \
+                     default: break; }
+                    if (cb == CN_WCB) {
+                        CN_DWO_V(CN_WCB)
+                    } else {
+                        CN_DWO_V(cb)
+                    }
+#undef CN_DWO_V
+#undef CN_DWO_V34
+#undef CN_DWO
                 }
 }
 
