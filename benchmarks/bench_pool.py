@@ -4,24 +4,46 @@ float32 map (N, C, H, W), same thread count for both (``torch.set_num_threads``)
 Usage::
 
     /work/venv/bin/python benchmarks/bench_pool.py [--threads 1 2] [--reps 25]
-        [--out benchmarks/RESULTS_pool.md]
+        [--rounds 5] [--wait-quiet 60] [--out benchmarks/RESULTS_pool.md]
 
 Timing: each case runs ``forward`` then ``backward`` once per repetition; corenet and
 PyTorch repetitions are interleaved (so machine noise hits both alike) after warm-up,
-and the median wall time is reported. Outputs are allocated by each call, as the layers
-do (``corenet.kernels`` functions without ``out=``; PyTorch's functional/aten ops).
+and the median wall time is reported. The whole table is measured ``--rounds`` times,
+the cases in a new (seeded) order each round, since the memory malloc hands back and
+what is still cached depend on the case before; the speed-up column is the median over
+rounds of the per-round ratio, with its range.
+``--wait-quiet S`` waits (up to S seconds) before each case until the machine is not
+busy (other processes under 3 % of a core for 0.5 s) and measures a case again (at most 4
+times in all) while other processes used more than 2 % of a core during it (/proc/stat
+minus this process); rows still disturbed say so in their note. Warm-up: at least 3
+pairs and 50 ms of them. Outputs are allocated by each call, as the layers do.
+
+What runs:
+
+* pooling: ``corenet.kernels`` ``max_pool2d_*`` / ``avg_pool2d_*`` (what the pooling
+  layers call) vs the aten kernels ``max_pool2d_with_indices`` (+ ``_backward``),
+  ``avg_pool2d`` (+ ``_backward``).
+* activations: the activation objects that corenet's ``activation`` layer calls
+  (``registry.create("activation", name)``: ``y = a.forward(x)``, then
+  ``a.backward(x, y, dy)``; relu, leaky_relu and generalized_relu keep a bit mask of f'
+  for that backward) vs PyTorch's aten kernels: the forward op and the fused
+  ``*_backward`` op autograd runs, from the saved input/output (no autograd overhead), or
+  a composite of torch ops where PyTorch has no fused backward (marked "composite").
+  ``identity``: both libraries' identity returns its input and passes the gradient
+  through (corenet ``Identity``, PyTorch ``nn.Identity``): no copy on either side; the
+  row "identity copy" times the out-of-place copy kernel
+  (``kernels.activation_forward/backward("identity", x)``) against ``clone()`` for
+  reference (not a target row).
 
 GB/s = logical bytes of the arrays each pass reads and writes / median time:
 max pool fwd reads x, writes y and the int64 switches, bwd reads dy and the switches and
 writes dx; avg pool the same without switches; activation fwd reads x, writes y, bwd
 reads x (or y), dy and writes dx. The same byte count is used for PyTorch, so the ratio
-of GB/s is the inverse ratio of times ("speed-up" > 1: corenet faster).
+of GB/s is the inverse ratio of times ("speed-up" > 1: corenet faster); the mask route
+of the relu family moves fewer bytes than this count (its bwd reads x.size/8 bytes of
+mask instead of x).
 
-PyTorch (``pip install torch==2.13.0``) is called through its aten kernels:
-``max_pool2d_with_indices`` (+ ``_backward``), ``avg_pool2d`` (+ ``_backward``) and, for
-activations, the fused aten op where PyTorch has one (``*_backward`` from the cached
-input/output, as autograd would) and a composite of torch ops otherwise (marked
-"composite").
+PyTorch: ``pip install torch==2.13.0`` (CPU wheel).
 """
 from __future__ import annotations
 
@@ -29,11 +51,12 @@ import argparse
 import math
 import os
 import platform
+import sys
 import time
 
 import numpy as np
 
-from corenet import config, kernels as K
+from corenet import config, kernels as K, registry
 
 SHAPE = (64, 32, 32, 32)
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772848, 1.0507009873554804934
@@ -44,7 +67,8 @@ def _torch_activations(torch):
     c = 2.0 / math.sqrt(math.pi)
     # name -> (forward(x) -> y, backward(x, y, dy) -> dx, composite?)
     return {
-        "identity": (lambda x: x.clone(), lambda x, y, g: g.clone(), True),
+        "identity": (torch.nn.Identity(), lambda x, y, g: g, False),
+        "identity copy": (lambda x: x.clone(), lambda x, y, g: g.clone(), True),
         "sigmoid": (torch.sigmoid, lambda x, y, g: A.sigmoid_backward(g, y), False),
         "sigmoid_symmetric": (lambda x: torch.sigmoid(x) - 0.5,
                               lambda x, y, g: A.sigmoid_backward(g, y + 0.5), True),
@@ -71,10 +95,17 @@ def _torch_activations(torch):
     }
 
 
-def _median_pair(fa, fb, reps, warmup=3):
-    for _ in range(warmup):
+def _median_pair(fa, fb, reps, warmup=3, warm_seconds=0.05):
+    """Median times of fa and fb over ``reps`` interleaved pairs, after at least
+    ``warmup`` pairs and ``warm_seconds`` of them (back-to-back calls: on the 2-core VM,
+    after a pause the sleeping OpenMP worker is woken on the caller's core and the
+    threads run one after the other until the scheduler spreads them again)."""
+    t0 = time.perf_counter()
+    k = 0
+    while k < warmup or time.perf_counter() - t0 < warm_seconds:
         fa()
         fb()
+        k += 1
     ta, tb = [], []
     for _ in range(reps):
         t = time.perf_counter()
@@ -86,22 +117,58 @@ def _median_pair(fa, fb, reps, warmup=3):
     return float(np.median(ta)), float(np.median(tb))
 
 
-def run(threads, reps):
-    import torch
+def _cpu_seconds():
+    """(busy CPU seconds of the whole machine from /proc/stat, of this process)."""
+    own = sum(os.times()[:2])
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:9]]
+        return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK"), own
+    except (OSError, ValueError, IndexError):
+        return own, own
 
-    rng = np.random.default_rng(0)
+
+def _wait_quiet(limit):
+    """Wait up to ``limit`` seconds for 0.5 s in which other processes used < 3 % of a
+    core (/proc/stat, 10 ms ticks; this process's own threads do not count)."""
+    end = time.monotonic() + limit
+    while time.monotonic() < end:
+        (m0, o0), w0 = _cpu_seconds(), time.perf_counter()
+        time.sleep(0.5)
+        (m1, o1), w1 = _cpu_seconds(), time.perf_counter()
+        if max(0.0, (m1 - m0) - (o1 - o0)) / (w1 - w0) < 0.03:
+            return True
+    return False
+
+
+def _timed_pair(fa, fb, reps, wait_quiet):
+    """Median pair; with ``wait_quiet`` repeated (up to 4 times) while other processes
+    used more than 2 % of a core during the measurement. Returns (ta, tb, foreign share
+    of one core during the kept measurement)."""
+    for _ in range(4 if wait_quiet else 1):
+        if wait_quiet:
+            _wait_quiet(wait_quiet)
+        (m0, o0), w0 = _cpu_seconds(), time.perf_counter()
+        ta, tb = _median_pair(fa, fb, reps)
+        (m1, o1), w1 = _cpu_seconds(), time.perf_counter()
+        foreign = max(0.0, (m1 - m0) - (o1 - o0)) / (w1 - w0)
+        if foreign <= 0.02:
+            break
+    return ta, tb, foreign
+
+
+def cases(torch, rng):
+    """[(label, bytes, corenet fn, torch fn, note)] for one thread count."""
     x = rng.standard_normal(SHAPE).astype(np.float32)
     n = x.size
     tx = torch.from_numpy(x)
-    config.set_num_threads(threads)
-    torch.set_num_threads(threads)
-    rows = []
+    A = torch.ops.aten
+    out = []
 
     # --- max pooling 2x2 / 2
     y, sw = K.max_pool2d_forward(x, 2)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     tdy = torch.from_numpy(dy)
-    A = torch.ops.aten
 
     def cn_max():
         yy, ss = K.max_pool2d_forward(x, 2)
@@ -114,7 +181,7 @@ def run(threads, reps):
     ty, ti = A.max_pool2d_with_indices(tx, [2, 2], [2, 2])
     assert np.array_equal(ty.numpy(), y) and np.array_equal(ti.numpy(), sw)
     nb = 4 * n + 4 * n // 4 + 8 * n // 4 + (4 * n // 4 + 8 * n // 4 + 4 * n)
-    rows.append(("max_pool2d 2x2", nb, *_median_pair(cn_max, th_max, reps), ""))
+    out.append(("max_pool2d 2x2", nb, cn_max, th_max, ""))
 
     # --- average pooling 2x2 / 2
     def cn_avg():
@@ -128,45 +195,74 @@ def run(threads, reps):
     assert np.allclose(A.avg_pool2d(tx, [2, 2], [2, 2]).numpy(), K.avg_pool2d_forward(x, 2),
                        rtol=1e-6, atol=1e-7)
     nb = 4 * n + 4 * n // 4 + (4 * n // 4 + 4 * n)
-    rows.append(("avg_pool2d 2x2", nb, *_median_pair(cn_avg, th_avg, reps), ""))
+    out.append(("avg_pool2d 2x2", nb, cn_avg, th_avg, ""))
 
     # --- activations
     g = rng.standard_normal(SHAPE).astype(np.float32)
     tg = torch.from_numpy(g)
     for name, (tf, tb, composite) in _torch_activations(torch).items():
-        if name == "sign":
+        note = "composite" if composite else ""
+        if name == "identity copy":
             def cn():
-                K.activation_forward("sign", x)
+                yy = K.activation_forward("identity", x)
+                K.activation_backward("identity", x, yy, g)
+            note = "reference (not a target): copies"
+        elif name == "sign":
+            a = registry.create("activation", name)
 
-            def th():
-                tf(tx)
-            nb = 8 * n
+            def cn(a=a):
+                a.forward(x)
         else:
-            yc = K.activation_forward(name, x)
-            from_y = name in ("sigmoid", "sigmoid_symmetric", "tanh", "scaled_tanh", "elu",
-                              "selu")
+            a = registry.create("activation", name)
+            ya, ta = a.forward(x), tf(tx)
+            np.testing.assert_allclose(ya, ta.numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(a.backward(x, ya, g), tb(tx, ta, tg).numpy(),
+                                       rtol=1e-4, atol=1e-5)
 
-            def cn(name=name, yc=yc, from_y=from_y):
-                yy = K.activation_forward(name, x)
-                K.activation_backward(name, None if from_y else x, yy if from_y else None, g)
-
+            def cn(a=a):
+                yy = a.forward(x)
+                a.backward(x, yy, g)
+        if name == "sign":
+            def th(tf=tf):
+                tf(tx)
+        else:
             def th(tf=tf, tb=tb):
                 yy = tf(tx)
                 tb(tx, yy, tg)
-            nb = 8 * n + 12 * n
+        nb = 8 * n if name == "sign" else 0 if name == "identity" else 8 * n + 12 * n
+        if name == "identity":
+            note = "no copy on either side"
         label = name + (" (fwd only)" if name == "sign" else "")
-        rows.append((label, nb, *_median_pair(cn, th, reps), "composite" if composite else ""))
-    return rows
+        out.append((label, nb, cn, th, note))
+    return out
+
+
+def run(threads, reps, rounds=1, wait_quiet=0.0):
+    """{label: (bytes, [(corenet s, torch s, foreign core share) per round], note)}."""
+    import torch
+
+    config.set_num_threads(threads)
+    torch.set_num_threads(threads)
+    table = cases(torch, np.random.default_rng(0))
+    res = {label: (nb, [], note) for label, nb, _, _, note in table}
+    order = np.random.default_rng(threads)
+    for r in range(rounds):
+        # the cases in a new order each round (the first in the given one): the memory
+        # the allocator hands back and what is still cached depend on the case before
+        for i in (range(len(table)) if r == 0 else order.permutation(len(table))):
+            label, nb, cn, th, note = table[i]
+            res[label][1].append(_timed_pair(cn, th, reps, wait_quiet))
+    return res
 
 
 def activation_split(reps):
-    """corenet only, 1 thread, preallocated outputs: forward and backward times apart."""
+    """corenet only, 1 thread, preallocated outputs: forward and backward times apart
+    (the activation objects, as in the table; relu family: backward from the mask)."""
     config.set_num_threads(1)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(SHAPE).astype(np.float32)
     g = rng.standard_normal(SHAPE).astype(np.float32)
     o = np.empty_like(x)
-    from_y = ("sigmoid", "sigmoid_symmetric", "tanh", "scaled_tanh", "elu", "selu")
 
     def med(f):
         f()
@@ -179,65 +275,99 @@ def activation_split(reps):
 
     rows = []
     for name in sorted(K.ACTIVATION_CODES):
-        y = K.activation_forward(name, x)
-        tf = med(lambda: K.activation_forward(name, x, out=o))
+        a = registry.create("activation", name)
+        tf = med(lambda: a.forward(x, out=o))
         tb = None
         if name != "sign":
-            fy = name in from_y
-            tb = med(lambda: K.activation_backward(name, None if fy else x, y if fy else None,
-                                                   g, out=o))
+            y = a.forward(x)
+            tb = med(lambda: a.backward(x, y, g, out=o))
         rows.append((name, tf, tb))
     return rows
 
 
-NOTES = """## Notes on the activation kernels
+NOTES = """## Notes
 
-The split above shows where the activation time goes (corenet only, 1 thread,
-preallocated outputs). Two causes, both in `corenet/_kernels/activations.pyx`:
-
-* Data-dependent branches: `relu`/`leaky_relu`/`generalized_relu` backward (and the
-  leaky forward, `elu`/`selu` backward) are written as `a if x <= 0 else b` on double
-  temporaries; with random signs the branch mispredicts about half the time and the loop
-  does not vectorise (relu forward, which gcc turns into a max, runs ~50x faster than
-  relu backward on the same data). A branch-free select in the `floating` type (e.g.
-  `dx = dy * (x > 0)` or a select gcc can turn into a blend) should bring them to
-  memory speed (~PyTorch).
-* Transcendentals: every element calls double-precision libm (`exp`, `tanh`, `erf`,
-  `log1p`) from a scalar loop, ~15-35 ns/element; PyTorch uses vectorised float32
-  approximations (SLEEF/AVX2). Options: float32 specialisations calling `expf`/`tanhf`/
-  `erff`; glibc 2.36 libmvec (vector `expf`, `tanhf`, `log1pf`, `erff`) reachable with
-  `#pragma omp simd` / `-fopenmp-simd -fno-math-errno`; or one `exp` per element for
-  sigmoid/tanh/silu/gelu-tanh instead of separate calls.
+* Memory-bound rows (the relu family, sign, the identity copy): both libraries move the
+  same bytes at the machine's memory speed, so these ratios sit near 1 and move by
+  5-10 % with the cache and allocator state of the interleaved loop (which freed buffer
+  malloc hands back, whether it is still in the L3); the range column shows the spread.
+  corenet's relu, leaky_relu and generalized_relu keep a 1-bit mask of f' from the
+  forward for the backward, which then reads x.size/8 bytes instead of x (34 instead of
+  40 MB per float32 forward+backward pair here): that is their margin.
+* identity: neither library copies (corenet's `Identity` activation and PyTorch's
+  `nn.Identity` return their input, the backward passes the gradient on), so the row
+  compares Python call overheads (about 1 us); "identity copy" shows the copy kernels.
+* 2 threads: corenet's default OpenMP wait policy (`OMP_WAIT_POLICY=ACTIVE`,
+  `GOMP_SPINCOUNT=2000`, set in `corenet/__init__.py`) lets the worker spin ~0.1 ms after
+  a region, so back-to-back regions start in a few us; after a longer pause it sleeps
+  and waking it costs 30-150 us on this VM (with `PASSIVE` ~10 us, but the woken worker
+  is then often put on the caller's core and the two threads run one after the other).
+  Each case is therefore warmed up for >= 50 ms of back-to-back calls. The second thread
+  adds little to memory-bound loops while the arrays stay cached (one core already
+  reaches the L3 bandwidth); their 2-thread rows vary more from run to run than the
+  1-thread ones. Element-wise loops go parallel above 64 Ki elements (256 Ki for the
+  memory-bound ones; 256 Ki / 1 Mi under PASSIVE), pooling above 32 Ki (1 Mi under
+  PASSIVE), in dynamically scheduled chunks.
+* Tried and dropped: non-temporal (streaming) stores for large outputs (5-10 % faster
+  when the destination is not cached, 20-35 % slower when malloc hands back a buffer
+  that still is, which in this loop depends on PyTorch's allocations); 64-byte-aligned
+  outputs (no measurable effect).
 """
 
 
-def report(results, reps, loads, split=None):
+def _row(label, nb, pairs, note):
+    tc = float(np.median([p[0] for p in pairs]))
+    tt = float(np.median([p[1] for p in pairs]))
+    ratios = [p[1] / p[0] for p in pairs]
+    busy = max(p[2] for p in pairs)
+    if busy > 0.02:
+        note = (note + "; " if note else "") + f"other processes used {busy:.0%} of a core"
+    s = float(np.median(ratios))
+    rng = f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
+    gbs = (lambda t: f"{nb / t / 1e9:.2f}") if nb else (lambda t: "-")
+    ms = (lambda t: f"{t * 1e3:.2f}") if nb else (lambda t: f"{t * 1e3:.4f}")
+    line = (f"| {label} | {ms(tc)} | {gbs(tc)} | {ms(tt)} | {gbs(tt)} | {s:.2f}x | {rng} "
+            f"| {note} |")
+    return line, s
+
+
+def report(results, reps, rounds, loads, command, split=None):
     import torch
 
     lines = ["# Pooling and activation kernels vs PyTorch CPU", "",
              f"Input float32 {SHAPE} (N, C, H, W), forward + backward per repetition, median "
-             f"of {reps} interleaved repetitions after warm-up; outputs allocated per call.",
+             f"of {reps} interleaved repetitions after warm-up, {rounds} round(s) of the "
+             f"whole table; outputs allocated per call.",
              f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores "
              f"(shared; 1/5/15-min load averages are given per section).",
-             f"numpy {np.__version__}, torch {torch.__version__}.",
+             f"numpy {np.__version__}, torch {torch.__version__}; OMP_WAIT_POLICY="
+             f"{os.environ.get('OMP_WAIT_POLICY', '(unset)')}, GOMP_SPINCOUNT="
+             f"{os.environ.get('GOMP_SPINCOUNT', '(unset)')} (as set by corenet unless "
+             f"given; one libgomp runs both libraries' threads in this process).",
+             f"Command: `{command}`.",
              "GB/s = logical bytes read + written by the fwd and bwd kernels / time (see "
-             "benchmarks/bench_pool.py); speed-up = PyTorch time / corenet time.", ""]
-    for threads, rows in results.items():
+             "benchmarks/bench_pool.py); speed-up = PyTorch time / corenet time (median over "
+             "rounds; range = min-max over rounds). What each row runs: see the docstring "
+             "of benchmarks/bench_pool.py.", ""]
+    for threads, res in results.items():
         lines += [f"## {threads} thread{'s' if threads > 1 else ''}", "",
                   f"Load average before {loads[threads][0]}, after {loads[threads][1]}.", "",
                   "| kernel | corenet ms | corenet GB/s | PyTorch ms | PyTorch GB/s | "
-                  "speed-up | note |", "|---|---:|---:|---:|---:|---:|---|"]
-        for label, nb, tc, tt, note in rows:
-            lines.append(f"| {label} | {tc * 1e3:.2f} | {nb / tc / 1e9:.2f} | {tt * 1e3:.2f} | "
-                         f"{nb / tt / 1e9:.2f} | {tt / tc:.2f}x | {note} |")
+                  "speed-up | range | note |", "|---|---:|---:|---:|---:|---:|---|---|"]
+        pools, acts = [], []
+        for label, (nb, pairs, note) in res.items():
+            line, s = _row(label, nb, pairs, note)
+            lines.append(line)
+            if "pool" in label:
+                pools.append((label, s))
+            elif not note.startswith("reference"):
+                acts.append((label, s))
         lines.append("")
-        pools = [(r[0], r[3] / r[2]) for r in rows if "pool" in r[0]]
-        acts = [(r[0], r[3] / r[2]) for r in rows if "pool" not in r[0]]
         lines.append("Targets: pooling >= 3x PyTorch: " + ", ".join(
             f"{n} {s:.1f}x {'met' if s >= 3 else 'MISSED'}" for n, s in pools) + ".")
         missed = [(n, s) for n, s in acts if s < 1.0]
         lines.append(f"Activations >= 1.0x: {len(acts) - len(missed)} of {len(acts)} met; "
-                     f"missed: " + (", ".join(f"{n} {s:.2f}x (PyTorch {1 / s:.1f}x faster)"
+                     f"missed: " + (", ".join(f"{n} {s:.2f}x (PyTorch {1 / s:.2f}x faster)"
                                              for n, s in missed) or "none") + ".")
         lines.append("")
     if split:
@@ -254,16 +384,25 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--reps", type=int, default=25)
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="measure the whole table this many times, the cases in a new "
+                         "order each round (default 5)")
+    ap.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
+                    help="before each case wait up to SECONDS for no other runnable task")
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "RESULTS_pool.md"))
     args = ap.parse_args()
+    command = " ".join(["/work/venv/bin/python", "benchmarks/bench_pool.py"] + sys.argv[1:])
+    for var in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"):    # given by the user, not corenet
+        if var in os.environ:
+            command = f"{var}={os.environ[var]} " + command
     results, loads = {}, {}
     for t in args.threads:
         before = tuple(round(v, 2) for v in os.getloadavg())
-        results[t] = run(t, args.reps)
+        results[t] = run(t, args.reps, args.rounds, args.wait_quiet)
         loads[t] = (before, tuple(round(v, 2) for v in os.getloadavg()))
     before = tuple(round(v, 2) for v in os.getloadavg())
     split = (activation_split(max(5, args.reps // 3)), before)
-    text = report(results, args.reps, loads, split)
+    text = report(results, args.reps, args.rounds, loads, command, split)
     print(text)
     if args.out:
         with open(args.out, "w") as f:

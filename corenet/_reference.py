@@ -229,6 +229,25 @@ def activation_backward(name: str, x, y, dy, **params) -> np.ndarray:
     return (dy * d).astype(dt)
 
 
+def activation_forward_mask(name: str, x, **params):
+    """Twin of ``kernels.activation_forward_mask`` (relu, leaky_relu, generalized_relu):
+    ``(f(x), bits)``, bits = ``not x <= 0`` in C order packed 8 per byte, bit order little."""
+    x = np.asarray(x)
+    bits = np.packbits(~(x.reshape(-1) <= 0), bitorder="little")
+    return activation_forward(name, x, **params), bits
+
+
+def activation_backward_mask(name: str, mask, dy, **params):
+    """Twin of ``kernels.activation_backward_mask``: ``dy * (1 if bit else alpha)`` (alpha
+    = 0 for relu), in float64 rounded to dy's dtype."""
+    p = resolve_params(name, params)
+    dt = _dtype_of(dy)
+    dy = _as64(dy)
+    bit = np.unpackbits(np.asarray(mask, np.uint8), count=dy.size, bitorder="little")
+    d = np.where(bit.reshape(dy.shape) != 0, 1.0, p.get("alpha", 0.0))
+    return (dy * d).astype(dt)
+
+
 def _prelu_alpha(x, alpha):
     """alpha broadcast along axis 1 (per channel) or as a scalar (one entry)."""
     alpha = np.asarray(alpha).reshape(-1)

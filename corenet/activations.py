@@ -8,7 +8,9 @@ spec defaults, as constructor keywords (returned by ``get_config()``).
   float64 and returned in the input's floating dtype; kinks use the left branch (D-04).
 * ``forward(x, out=None)`` / ``backward(x, y, dy, out=None)``: the compiled kernels via
   :mod:`corenet.kernels` (``backward`` uses the cached output ``y`` where cheaper; both
-  routes agree). Non-contiguous input is copied to C order first.
+  routes agree). Non-contiguous input is copied to C order first. ``identity`` returns
+  its input itself (no copy); relu, leaky_relu and generalized_relu keep a bit mask of f′
+  from ``forward`` for the matching ``backward`` (:class:`_MaskRoute`).
 
 ``prelu`` has a learnable slope. It declares ``parameter_specs = (("alpha", init),)`` and
 the attributes ``init`` and ``per_channel``; the ``activation`` layer owns the ``alpha``
@@ -20,6 +22,7 @@ dalpha)``, adding ``dalpha`` to the parameter's gradient.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -46,6 +49,15 @@ def _c(x):
     if isinstance(x, np.ndarray) and not x.flags.c_contiguous:
         return np.ascontiguousarray(x)
     return x
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _same(a, ref):
+    """a is None, or an ndarray of ref's shape and dtype."""
+    return a is None or a is ref or (type(a) is np.ndarray and a.shape == ref.shape
+                                     and a.dtype == ref.dtype)
 
 
 def _like(values, x):
@@ -91,7 +103,72 @@ def _simple(cls_name, act_name, doc):
     return type(cls_name, (KernelActivation,), {"name": act_name, "__doc__": doc})
 
 
-Identity = _simple("Identity", "identity", "f(x) = x; f′ = 1; f″ = 0 (networks.md §2.2).")
+class Identity(KernelActivation):
+    """f(x) = x; f′ = 1; f″ = 0 (networks.md §2.2).
+
+    ``forward(x)`` returns x itself and ``backward(x, y, dy)`` returns dy itself (no copy,
+    as PyTorch's ``nn.Identity`` and corenet's flatten / inference dropout do; C-contiguous
+    input is passed through, other input is copied to C order); the arrays are checked as
+    the kernels check them. With ``out=`` the value is copied into ``out``. Like every
+    layer output, the result must not be modified in place by the caller.
+    """
+
+    name = "identity"
+    _label = "activation 'identity'"
+
+    def forward(self, x, out=None):
+        if out is None and type(x) is np.ndarray and x.dtype in _FLOATS \
+                and x.flags.c_contiguous:
+            return x                                    # the common case, checked inline
+        if out is not None:
+            return super().forward(x, out=out)
+        return kernels._check(_c(x), self._label, "x")
+
+    def backward(self, x, y, dy, out=None):
+        if out is None and type(dy) is np.ndarray and dy.dtype in _FLOATS \
+                and dy.flags.c_contiguous and _same(x, dy) and _same(y, dy):
+            return dy                                   # the common case, checked inline
+        if out is not None:
+            return super().backward(x, y, dy, out=out)
+        dy = kernels._check(_c(dy), self._label, "dy")
+        for arr, label in ((x, "x"), (y, "y")):
+            if arr is not None:
+                kernels._check(arr, self._label, label, dtype=dy.dtype, shape=dy.shape)
+        return dy
+
+
+class _MaskRoute(KernelActivation):
+    """relu / leaky_relu / generalized_relu: ``forward`` also keeps a bit mask of f′
+    (:func:`corenet.kernels.activation_forward_mask`, one bit per element), and
+    ``backward(x, y, dy)`` called with the very arrays that the last ``forward`` took and
+    returned (as the ``activation`` layer does) computes dx from it
+    (:func:`~corenet.kernels.activation_backward_mask`): it reads x.size/8 bytes instead
+    of x, with the same values bit for bit. Any other call takes the x route. Like every
+    layer cache, x and y must not be modified in place between the two calls."""
+
+    _last = None        # (weakref to x, weakref to y, mask) of the last forward
+
+    def forward(self, x, out=None):
+        # the mask buffer of the previous forward is reused (a new forward invalidates it
+        # anyway): no per-call allocation that could split the heap's freed big blocks
+        mask = self._last[2] if self._last is not None else None
+        if mask is not None and mask.size != (getattr(x, "size", -8) + 7) // 8:
+            mask = None
+        y, mask = kernels.activation_forward_mask(self.name, _c(x), out=out, mask=mask,
+                                                  **self.get_config())
+        self._last = (weakref.ref(x), weakref.ref(y), mask)
+        return y
+
+    def backward(self, x, y, dy, out=None):
+        last = self._last
+        if (last is not None and y is not None and last[1]() is y
+                and (x is None or last[0]() is x) and isinstance(dy, np.ndarray)
+                and dy.shape == y.shape and dy.dtype == y.dtype):
+            return kernels.activation_backward_mask(self.name, last[2], _c(dy), out=out,
+                                                    **self.get_config())
+        return super().backward(x, y, dy, out=out)
+
+
 Sigmoid = _simple("Sigmoid", "sigmoid",
                   "f = σ(x) = 1/(1+e^{−x}) (sign-split, README §10); f′ = σ(1−σ); "
                   "f″ = σ(1−σ)(1−2σ) (networks.md §2.2).")
@@ -104,8 +181,15 @@ Arctan = _simple("Arctan", "arctan", "f = arctan x; f′ = 1/(1+x²); f″ = −
                                      "(networks.md §2.2).")
 Softsign = _simple("Softsign", "softsign", "f = x/(1+|x|); f′ = 1/(1+|x|)²; "
                                            "f″ = −2 sign(x)/(1+|x|)³ (networks.md §2.2).")
-ReLU = _simple("ReLU", "relu", "f = max(x, 0); f′ = 1[x > 0] (ReLU′(0) = 0, D-04); f″ = 0 "
-                               "(networks.md §2.2).")
+
+
+class ReLU(_MaskRoute):
+    """f = max(x, 0); f′ = 1[x > 0] (ReLU′(0) = 0, D-04); f″ = 0 (networks.md §2.2).
+    Backward from a bit mask (:class:`_MaskRoute`)."""
+
+    name = "relu"
+
+
 SELU = _simple("SELU", "selu",
                "f = λx (x > 0) else λα(eˣ − 1) via expm1(min(x,0)); f′ = λ else λαeˣ "
                "(SELU′(0) = λα, D-04); f″ = 0 else λαeˣ; λ = 1.0507009873554804934, "
@@ -152,9 +236,9 @@ class _Slope(KernelActivation):
         self.alpha = _finite(alpha, f"activation {self.name!r}", "alpha")
 
 
-class LeakyReLU(_Slope):
+class LeakyReLU(_MaskRoute, _Slope):
     """f = x if x > 0 else αx; f′ = 1 else α (LeakyReLU′(0) = α, D-04); f″ = 0
-    (networks.md §2.2). Default α = 0.01."""
+    (networks.md §2.2). Default α = 0.01. Backward from a bit mask (:class:`_MaskRoute`)."""
 
     name = "leaky_relu"
 
@@ -168,9 +252,10 @@ class LeakyReLU(_Slope):
         super().__init__(alpha)
 
 
-class GeneralizedReLU(_Slope):
+class GeneralizedReLU(_MaskRoute, _Slope):
     """f = max(0, x) + α min(0, x); f′ = 1 if x > 0 else α (α at 0, D-04); f″ = 0
-    (networks.md §2.2). α = −1 gives |x|. The spec gives no default; α = 0 (ReLU)."""
+    (networks.md §2.2). α = −1 gives |x|. The spec gives no default; α = 0 (ReLU).
+    Backward from a bit mask (:class:`_MaskRoute`)."""
 
     name = "generalized_relu"
 

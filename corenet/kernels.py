@@ -9,7 +9,8 @@ raises an exception from :mod:`corenet.errors` (``DTypeError``, ``ShapeError``) 
 Outputs can be passed with ``out=`` (same shape and dtype, C-contiguous) so layers reuse
 buffers; element-wise kernels allow ``out`` to be an input. The thread count comes from
 :func:`corenet.config.get_num_threads`; small arrays run serially (activations: below
-65,536 elements, 262,144 for the memory-bound ones; see each kernel module).
+65,536 elements, 262,144 for the memory-bound ones; 262,144 and 1,048,576 under
+``OMP_WAIT_POLICY=PASSIVE``; see each kernel module).
 Results are deterministic and do not depend on the thread count.
 
 Activation names and hyperparameters (spec networks.md §2.2, defaults as in the spec):

@@ -166,6 +166,58 @@ def test_backward_from_y_equals_from_x(name):
     np.testing.assert_allclose(a.forward(xt), y, rtol=1e-15)
 
 
+@pytest.mark.parametrize("name,params", [("relu", {}), ("leaky_relu", {"alpha": 0.1}),
+                                         ("generalized_relu", {"alpha": -1.0})])
+def test_relu_family_backward_from_the_forward_mask(name, params, monkeypatch):
+    """backward(x, y, dy) with the arrays of the last forward reads the bit mask (the x
+    route is not called); any other arrays take the x route; same values either way."""
+    from corenet import kernels
+    a = act(name, **params)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(4, 3, 5)).astype(np.float32)
+    x[0, 0] = 0.0
+    dy = rng.normal(size=x.shape).astype(np.float32)
+    ref = dy * a.df(x)
+    y = a.forward(x)
+    with monkeypatch.context() as m:
+        m.setattr(kernels, "activation_backward", None)        # must not be used
+        np.testing.assert_array_equal(a.backward(x, y, dy), ref)
+        np.testing.assert_array_equal(a.backward(None, y, dy), ref)
+    x2 = x.copy()
+    y2 = a.forward(x2)                                          # a second layer's call
+    np.testing.assert_array_equal(a.backward(x, y, dy), ref)    # x route: y is not y2
+    np.testing.assert_array_equal(a.backward(x2, y2, dy), ref)  # mask route
+    np.testing.assert_array_equal(a.backward(x, None, dy), ref)
+    with pytest.raises(Exception, match="shape"):
+        a.backward(x2, y2, dy[:2])
+    with pytest.raises(Exception, match="dtype"):
+        a.backward(x2, y2, dy.astype(np.float64))
+    xt = np.asfortranarray(x)
+    yt = a.forward(xt)                                          # copied to C order
+    np.testing.assert_array_equal(a.backward(xt, yt, dy), ref)
+
+
+def test_identity_passes_arrays_through():
+    a = act("identity")
+    x = np.linspace(-1, 1, 12).reshape(3, 4)
+    dy = np.ones_like(x)
+    assert a.forward(x) is x
+    assert a.backward(x, x, dy) is dy and a.backward(None, None, dy) is dy
+    out = np.empty_like(x)
+    assert a.forward(x, out=out) is out and np.array_equal(out, x)
+    assert a.backward(x, x, dy, out=out) is out and np.array_equal(out, dy)
+    xt = np.asfortranarray(x)
+    y = a.forward(xt)
+    assert y.flags.c_contiguous and np.array_equal(y, x)
+    from corenet.errors import DTypeError, ShapeError
+    with pytest.raises(DTypeError):
+        a.forward(np.arange(3))
+    with pytest.raises(ShapeError):
+        a.backward(x, None, dy[:2])
+    with pytest.raises(DTypeError):
+        a.backward(x.astype(np.float32), None, dy)
+
+
 def test_dtype_preserved():
     for name in ALL:
         a = act(name)

@@ -23,9 +23,13 @@ PARAMS = {"scaled_tanh": dict(a=1.5, b=0.7), "leaky_relu": dict(alpha=0.2),
 
 @pytest.fixture(autouse=True)
 def two_threads():
+    """2 threads, and serial thresholds / chunks small enough for test-sized arrays to
+    take the threaded path (several dynamically scheduled chunks)."""
     old = config.get_num_threads()
     config.set_num_threads(2)
+    old_par = K._act._set_parallel(20000, 50000, 4096)
     yield
+    K._act._set_parallel(*old_par)
     config.set_num_threads(old)
 
 
@@ -49,10 +53,27 @@ def isa(request):
 
 
 def test_large_shape_triggers_threaded_path():
-    assert np.prod(SHAPES[-1]) > K._act.PARALLEL_MIN
-    assert K._act.PARALLEL_MIN <= K._act.PARALLEL_MIN_CHEAP
+    assert np.prod(SHAPES[-1]) > K._act.PARALLEL_MIN_CHEAP >= K._act.PARALLEL_MIN
     with pytest.raises(ValueError, match="instruction set"):
         K._act._use_simd_isa("avx1024")
+    with pytest.raises(ValueError, match="multiple of 64"):
+        K._act._set_parallel(1, 1, 100)
+
+
+def test_parallel_thresholds_follow_the_wait_policy():
+    """Serial up to 64 Ki / 256 Ki elements with spinning OpenMP workers (corenet's
+    default: a short spin), 256 Ki / 1 Mi with sleeping ones."""
+    import os
+    import subprocess
+    import sys
+    code = ("from corenet._kernels import activations as A; "
+            "print(A.PARALLEL_MIN, A.PARALLEL_MIN_CHEAP)")
+    for policy, want in (("ACTIVE", "65536 262144"), ("PASSIVE", "262144 1048576")):
+        env = dict(os.environ, OMP_WAIT_POLICY=policy)
+        env.pop("GOMP_SPINCOUNT", None)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert " ".join(out) == want, policy
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -177,6 +198,72 @@ def test_bit_identical_for_any_thread_count_and_offset(dtype):
                 dy2 = K.activation_backward(name, None, y2, dy)
                 config.set_num_threads(1)
                 assert np.array_equal(K.activation_backward(name, None, y2, dy), dy2), name
+
+
+MASK_PARAMS = [("relu", {}), ("leaky_relu", {}), ("leaky_relu", {"alpha": 0.2}),
+               ("generalized_relu", {}), ("generalized_relu", {"alpha": -1.0})]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mask_route_every_instruction_set(isa, dtype):
+    """relu / leaky / generalized relu with a bit mask: the forward output is the plain
+    kernel's bit for bit (signed zeros, NaN), the mask is the twin's packbits, and the
+    backward from the mask equals the backward from x bit for bit (inf/NaN dy included),
+    for odd sizes (partial blocks and bytes), in place, and on 1 and 2 threads."""
+    n_big = K._act.PARALLEL_MIN_CHEAP + 1001              # threaded: 2 chunks
+    with np.errstate(all="ignore"):
+        for shape in [(0,), (1,), (7,), (9,), (3, 5), (2, 3, 4, 5), (1013,), (n_big,)]:
+            x = rand(shape, dtype)
+            dy = rand(shape, dtype, seed=1, scale=1.0)
+            if x.size > 40:
+                flat, g = x.reshape(-1), dy.reshape(-1)
+                flat[[1, 2, 3, 4]] = np.nan, -np.inf, np.inf, -0.0
+                g[[5, 6, 7]] = np.inf, np.nan, -np.inf       # where x = 0 or random signs
+            for name, params in MASK_PARAMS:
+                y0 = K.activation_forward(name, x, **params)
+                d0 = K.activation_backward(name, x, None, dy, **params)
+                for threads in ((1, 2) if x.size == n_big else (2,)):
+                    config.set_num_threads(threads)
+                    y, mask = K.activation_forward_mask(name, x, **params)
+                    assert mask.dtype == np.uint8 and mask.shape == ((x.size + 7) // 8,)
+                    assert np.array_equal(y, y0, equal_nan=True), (name, shape)
+                    assert np.array_equal(np.signbit(y), np.signbit(y0)), (name, shape)
+                    ry, rmask = R.activation_forward_mask(name, x, **params)
+                    assert np.array_equal(mask, rmask), (name, shape)
+                    np.testing.assert_allclose(y, ry, **TOL[dtype], equal_nan=True)
+                    dx = K.activation_backward_mask(name, mask, dy, **params)
+                    assert dx.shape == dy.shape and dx.dtype == dtype
+                    assert np.array_equal(dx, d0, equal_nan=True), (name, shape)
+                    np.testing.assert_allclose(
+                        dx, R.activation_backward_mask(name, mask, dy, **params),
+                        **TOL[dtype], equal_nan=True)
+                buf, g = x.copy(), dy.copy()                 # in place: out = x, out = dy
+                out, m2 = K.activation_forward_mask(name, buf, out=buf, mask=mask, **params)
+                assert out is buf and m2 is mask and np.array_equal(buf, y0, equal_nan=True)
+                assert K.activation_backward_mask(name, mask, g, out=g, **params) is g
+                assert np.array_equal(g, d0, equal_nan=True)
+
+
+def test_mask_route_bad_input():
+    x = np.ones((3, 5))
+    with pytest.raises(ValueError, match="mask route"):
+        K.activation_forward_mask("sigmoid", x)
+    with pytest.raises(ValueError, match="mask route"):
+        K.activation_backward_mask("elu", np.zeros(2, np.uint8), x)
+    with pytest.raises(DTypeError, match="uint8"):
+        K.activation_backward_mask("relu", np.zeros(2, np.int8), x)
+    with pytest.raises(ShapeError, match=r"\(2,\)"):
+        K.activation_backward_mask("relu", np.zeros(3, np.uint8), x)
+    with pytest.raises(ShapeError):
+        K.activation_forward_mask("relu", x, mask=np.zeros((2, 1), np.uint8))
+    ro = np.zeros(2, np.uint8)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        K.activation_forward_mask("relu", x, mask=ro)
+    with pytest.raises(DTypeError):
+        K.activation_forward_mask("relu", x.astype(np.int64))
+    with pytest.raises(TypeError, match="unknown parameter"):
+        K.activation_forward_mask("relu", x, alpha=0.1)
 
 
 def test_elementary_functions_accuracy(isa):

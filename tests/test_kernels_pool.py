@@ -29,9 +29,12 @@ IDS = [f"{s}-k{k}-s{st}-p{p}" for s, k, st, p in CASES]
 
 @pytest.fixture(autouse=True)
 def two_threads():
+    """2 threads, with a serial threshold small enough for the last cases to be threaded."""
     old = config.get_num_threads()
     config.set_num_threads(2)
+    old_min = K._pool._set_parallel_min(32768)
     yield
+    K._pool._set_parallel_min(old_min)
     config.set_num_threads(old)
 
 

@@ -32,6 +32,7 @@
 #include <math.h>
 #include <string.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #if defined(CORENET_LIBMVEC)
 #define CN_VEC __attribute__((__simd__("notinbranch")))
@@ -140,6 +141,13 @@ enum {
 #define CN_MAPE(ARG, ...) CN_MAPX(CN_BLOCKE, ARG, __VA_ARGS__)
 #define CN_MAPP(...) CN_MAPX(CN_BLOCKP, __VA_ARGS__)
 #define CN_MAPPE(ARG, ...) CN_MAPX(CN_BLOCKPE, ARG, __VA_ARGS__)
+
+/* 1 << lane, for the bit masks of the ReLU family (a block has at most 32 lanes) */
+static const uint32_t CN_BITS[32] = {
+    1u << 0, 1u << 1, 1u << 2, 1u << 3, 1u << 4, 1u << 5, 1u << 6, 1u << 7,
+    1u << 8, 1u << 9, 1u << 10, 1u << 11, 1u << 12, 1u << 13, 1u << 14, 1u << 15,
+    1u << 16, 1u << 17, 1u << 18, 1u << 19, 1u << 20, 1u << 21, 1u << 22, 1u << 23,
+    1u << 24, 1u << 25, 1u << 26, 1u << 27, 1u << 28, 1u << 29, 1u << 30, 1u << 31};
 
 /* sigmoid(u) from e = exp(-|u|), sign-split form (README §10):
  * 1/(1+e^-u) for u >= 0, e^u/(1+e^u) for u < 0 */
@@ -296,6 +304,29 @@ static void cn_bwd_f32(int code, const float *x, const float *dy, float *dx, ptr
 static void cn_bwd_f64(int code, const double *x, const double *dy, double *dx,
                        ptrdiff_t n, double p1, double p2, int from_y) {
     CN_DISPATCH(cn_bwd_f64, (code, x, dy, dx, n, p1, p2, from_y));
+}
+
+/* ReLU family (relu, leaky/generalized relu) with a bit mask: forward writes y and one
+ * bit per element (1 where f'(x) = 1); backward reads the n/8 bytes of bits instead of x
+ * (1/32 of its bytes in float32, 1/64 in float64). */
+static void cn_mfwd_f32(int code, const float *x, float *y, unsigned char *bits, ptrdiff_t n,
+                        double p1) {
+    CN_DISPATCH(cn_mfwd_f32, (code, x, y, bits, n, p1));
+}
+
+static void cn_mfwd_f64(int code, const double *x, double *y, unsigned char *bits,
+                        ptrdiff_t n, double p1) {
+    CN_DISPATCH(cn_mfwd_f64, (code, x, y, bits, n, p1));
+}
+
+static void cn_mbwd_f32(const unsigned char *bits, const float *dy, float *dx, ptrdiff_t n,
+                        double p1) {
+    CN_DISPATCH(cn_mbwd_f32, (bits, dy, dx, n, p1));
+}
+
+static void cn_mbwd_f64(const unsigned char *bits, const double *dy, double *dx, ptrdiff_t n,
+                        double p1) {
+    CN_DISPATCH(cn_mbwd_f64, (bits, dy, dx, n, p1));
 }
 
 static void cn_elem_f32(int which, const float *x, float *y, ptrdiff_t n) {

@@ -108,6 +108,189 @@ CN_TARGET static void CN_FN(cn_elem_)(int which, const CN_T *x, CN_T *out, ptrdi
         CN_MAPP(r = ph);
 }
 
+/* ---- ReLU family with a bit mask (cn_mfwd_f32 / cn_mbwd_f32 in activation_simd.h).
+ * One block: CN_W elements, CN_W/8 mask bytes; bit k of byte i (bit order little) is
+ * element 8i + k. x86-64: compare-to-mask instructions per vector (vcmpps + kmov on
+ * AVX-512, cmpps + movmskps on AVX2/SSE2), the same selects and products as cn_fwd_ /
+ * cn_bwd_; elsewhere a portable loop gathering 1 << lane from CN_BITS. The mask word m
+ * (CN_W bits) is written byte by byte (any endianness). */
+CN_TARGET static inline void CN_FN(cn_mfwd_block_)(int code, const CN_T *xb, CN_T *yb,
+                                                   unsigned char *bb, CN_T a) {
+    uint32_t m = 0;
+#if defined(CN_MULTI_ISA) && CN_LEVEL == 2 && CN_FLOAT
+    const __m512 z = _mm512_setzero_ps(), av = _mm512_set1_ps(a);
+    for (int h = 0; h < CN_W; h += 16) {
+        __m512 v = _mm512_loadu_ps(xb + h);
+        __mmask16 le = _mm512_cmp_ps_mask(v, z, _CMP_LE_OQ);      /* x <= 0; NaN: no */
+        _mm512_storeu_ps(yb + h, code == A_RELU ? _mm512_maskz_mov_ps((__mmask16)~le, v)
+                                                : _mm512_mask_mul_ps(v, le, v, av));
+        m |= (uint32_t)(uint16_t)~le << h;
+    }
+#elif defined(CN_MULTI_ISA) && CN_LEVEL == 2
+    const __m512d z = _mm512_setzero_pd(), av = _mm512_set1_pd(a);
+    for (int h = 0; h < CN_W; h += 8) {
+        __m512d v = _mm512_loadu_pd(xb + h);
+        __mmask8 le = _mm512_cmp_pd_mask(v, z, _CMP_LE_OQ);
+        _mm512_storeu_pd(yb + h, code == A_RELU ? _mm512_maskz_mov_pd((__mmask8)~le, v)
+                                                : _mm512_mask_mul_pd(v, le, v, av));
+        m |= (uint32_t)(uint8_t)~le << h;
+    }
+#elif defined(CN_MULTI_ISA) && CN_LEVEL == 1 && CN_FLOAT
+    const __m256 z = _mm256_setzero_ps(), av = _mm256_set1_ps(a);
+    for (int h = 0; h < CN_W; h += 8) {
+        __m256 v = _mm256_loadu_ps(xb + h);
+        __m256 le = _mm256_cmp_ps(v, z, _CMP_LE_OQ);
+        _mm256_storeu_ps(yb + h, code == A_RELU ? _mm256_andnot_ps(le, v)
+                                                : _mm256_blendv_ps(v, _mm256_mul_ps(v, av), le));
+        m |= (uint32_t)(~_mm256_movemask_ps(le) & 0xff) << h;
+    }
+#elif defined(CN_MULTI_ISA) && CN_LEVEL == 1
+    const __m256d z = _mm256_setzero_pd(), av = _mm256_set1_pd(a);
+    for (int h = 0; h < CN_W; h += 4) {
+        __m256d v = _mm256_loadu_pd(xb + h);
+        __m256d le = _mm256_cmp_pd(v, z, _CMP_LE_OQ);
+        _mm256_storeu_pd(yb + h, code == A_RELU ? _mm256_andnot_pd(le, v)
+                                                : _mm256_blendv_pd(v, _mm256_mul_pd(v, av), le));
+        m |= (uint32_t)(~_mm256_movemask_pd(le) & 0xf) << h;
+    }
+#elif defined(CN_MULTI_ISA) && CN_FLOAT                   /* SSE2 */
+    const __m128 z = _mm_setzero_ps(), av = _mm_set1_ps(a);
+    for (int h = 0; h < CN_W; h += 4) {
+        __m128 v = _mm_loadu_ps(xb + h);
+        __m128 le = _mm_cmple_ps(v, z);                          /* ordered: NaN -> 0 */
+        __m128 r = _mm_andnot_ps(le, v);
+        if (code != A_RELU)
+            r = _mm_or_ps(r, _mm_and_ps(le, _mm_mul_ps(v, av)));
+        _mm_storeu_ps(yb + h, r);
+        m |= (uint32_t)(~_mm_movemask_ps(le) & 0xf) << h;
+    }
+#elif defined(CN_MULTI_ISA)
+    const __m128d z = _mm_setzero_pd(), av = _mm_set1_pd(a);
+    for (int h = 0; h < CN_W; h += 2) {
+        __m128d v = _mm_loadu_pd(xb + h);
+        __m128d le = _mm_cmple_pd(v, z);
+        __m128d r = _mm_andnot_pd(le, v);
+        if (code != A_RELU)
+            r = _mm_or_pd(r, _mm_and_pd(le, _mm_mul_pd(v, av)));
+        _mm_storeu_pd(yb + h, r);
+        m |= (uint32_t)(~_mm_movemask_pd(le) & 0x3) << h;
+    }
+#else
+    if (code == A_RELU) {
+        _Pragma("omp simd reduction(|:m)")
+        for (int i = 0; i < CN_W; i++) {
+            CN_T v = xb[i];
+            yb[i] = v <= 0 ? (CN_T)0 : v;           /* as cn_fwd_: x <= 0 -> 0 (D-04) */
+            m |= v <= 0 ? 0u : CN_BITS[i];
+        }
+    } else {
+        _Pragma("omp simd reduction(|:m)")
+        for (int i = 0; i < CN_W; i++) {
+            CN_T v = xb[i];
+            yb[i] = v <= 0 ? a * v : v;
+            m |= v <= 0 ? 0u : CN_BITS[i];
+        }
+    }
+#endif
+    for (int k = 0; k < CN_W / 8; k++)
+        bb[k] = (unsigned char)(m >> (8 * k));
+}
+
+/* y = f(x) (relu or leaky: bit-identical to cn_fwd_) and bits[i/8] bit i%8 = !(x[i] <= 0):
+ * 1 where f'(x) = 1 (x > 0 or NaN), 0 where f'(x) = alpha (D-04); n >= 0 elements, the
+ * last byte's unused bits 0. */
+CN_TARGET static void CN_FN(cn_mfwd_)(int code, const CN_T *x, CN_T *y, unsigned char *bits,
+                                      ptrdiff_t n, double p1) {
+    const CN_T a = (CN_T)p1;
+    ptrdiff_t j = 0;
+    for (; j + CN_W <= n; j += CN_W)
+        CN_FN(cn_mfwd_block_)(code, x + j, y + j, bits + j / 8, a);
+    if (j < n) {
+        CN_T xt[CN_W] = {0}, yt[CN_W];
+        unsigned char bt[CN_W / 8];
+        memcpy(xt, x + j, (size_t)(n - j) * sizeof(CN_T));
+        CN_FN(cn_mfwd_block_)(code, xt, yt, bt, a);
+        memcpy(y + j, yt, (size_t)(n - j) * sizeof(CN_T));
+        memcpy(bits + j / 8, bt, (size_t)(n - j + 7) / 8);
+    }
+}
+
+CN_TARGET static inline void CN_FN(cn_mbwd_block_)(const unsigned char *bb, const CN_T *gb,
+                                                   CN_T *db, CN_T a) {
+    uint32_t m = 0;
+    for (int k = 0; k < CN_W / 8; k++)
+        m |= (uint32_t)bb[k] << (8 * k);
+#if defined(CN_MULTI_ISA) && CN_LEVEL == 2 && CN_FLOAT
+    const __m512 one = _mm512_set1_ps(1.0f), av = _mm512_set1_ps(a);
+    for (int h = 0; h < CN_W; h += 16)          /* dy * (bit ? 1 : a), as cn_bwd_ */
+        _mm512_storeu_ps(db + h, _mm512_mul_ps(_mm512_loadu_ps(gb + h),
+                         _mm512_mask_blend_ps((__mmask16)(m >> h), av, one)));
+#elif defined(CN_MULTI_ISA) && CN_LEVEL == 2
+    const __m512d one = _mm512_set1_pd(1.0), av = _mm512_set1_pd(a);
+    for (int h = 0; h < CN_W; h += 8)
+        _mm512_storeu_pd(db + h, _mm512_mul_pd(_mm512_loadu_pd(gb + h),
+                         _mm512_mask_blend_pd((__mmask8)(m >> h), av, one)));
+#elif defined(CN_MULTI_ISA) && CN_LEVEL == 1 && CN_FLOAT
+    const __m256 one = _mm256_set1_ps(1.0f), av = _mm256_set1_ps(a);
+    const __m256i lane = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    for (int h = 0; h < CN_W; h += 8) {
+        __m256i sel = _mm256_and_si256(_mm256_set1_epi32((int)(m >> h)), lane);
+        __m256 set = _mm256_castsi256_ps(_mm256_cmpeq_epi32(sel, lane));
+        _mm256_storeu_ps(db + h, _mm256_mul_ps(_mm256_loadu_ps(gb + h),
+                                               _mm256_blendv_ps(av, one, set)));
+    }
+#elif defined(CN_MULTI_ISA) && CN_LEVEL == 1
+    const __m256d one = _mm256_set1_pd(1.0), av = _mm256_set1_pd(a);
+    const __m256i lane = _mm256_setr_epi64x(1, 2, 4, 8);
+    for (int h = 0; h < CN_W; h += 4) {
+        __m256i sel = _mm256_and_si256(_mm256_set1_epi64x((long long)(m >> h)), lane);
+        __m256d set = _mm256_castsi256_pd(_mm256_cmpeq_epi64(sel, lane));
+        _mm256_storeu_pd(db + h, _mm256_mul_pd(_mm256_loadu_pd(gb + h),
+                                               _mm256_blendv_pd(av, one, set)));
+    }
+#elif defined(CN_MULTI_ISA) && CN_FLOAT                   /* SSE2 */
+    const __m128 one = _mm_set1_ps(1.0f), av = _mm_set1_ps(a);
+    const __m128i lane = _mm_setr_epi32(1, 2, 4, 8);
+    for (int h = 0; h < CN_W; h += 4) {
+        __m128i sel = _mm_and_si128(_mm_set1_epi32((int)(m >> h)), lane);
+        __m128 set = _mm_castsi128_ps(_mm_cmpeq_epi32(sel, lane));
+        __m128 f = _mm_or_ps(_mm_and_ps(set, one), _mm_andnot_ps(set, av));
+        _mm_storeu_ps(db + h, _mm_mul_ps(_mm_loadu_ps(gb + h), f));
+    }
+#elif defined(CN_MULTI_ISA)
+    const __m128d one = _mm_set1_pd(1.0), av = _mm_set1_pd(a);
+    const __m128i lane = _mm_setr_epi32(1, 1, 2, 2);        /* both halves of a lane */
+    for (int h = 0; h < CN_W; h += 2) {
+        __m128i sel = _mm_and_si128(_mm_set1_epi32((int)(m >> h)), lane);
+        __m128d set = _mm_castsi128_pd(_mm_cmpeq_epi32(sel, lane));
+        __m128d f = _mm_or_pd(_mm_and_pd(set, one), _mm_andnot_pd(set, av));
+        _mm_storeu_pd(db + h, _mm_mul_pd(_mm_loadu_pd(gb + h), f));
+    }
+#else
+    _Pragma("omp simd")
+    for (int i = 0; i < CN_W; i++)
+        db[i] = gb[i] * ((m & CN_BITS[i]) ? (CN_T)1 : a);
+#endif
+}
+
+/* dx = dy * (bit ? 1 : alpha) from the bits of cn_mfwd_ (alpha = 0 for relu): the same
+ * product as cn_bwd_ from x, so the same bits (an inf/NaN dy where f' = 0 gives NaN). */
+CN_TARGET static void CN_FN(cn_mbwd_)(const unsigned char *bits, const CN_T *dy, CN_T *dx,
+                                      ptrdiff_t n, double p1) {
+    const CN_T a = (CN_T)p1;
+    ptrdiff_t j = 0;
+    for (; j + CN_W <= n; j += CN_W)
+        CN_FN(cn_mbwd_block_)(bits + j / 8, dy + j, dx + j, a);
+    if (j < n) {
+        CN_T gt[CN_W] = {0}, dt[CN_W];
+        unsigned char bt[CN_W / 8] = {0};
+        memcpy(gt, dy + j, (size_t)(n - j) * sizeof(CN_T));
+        memcpy(bt, bits + j / 8, (size_t)(n - j + 7) / 8);
+        CN_FN(cn_mbwd_block_)(bt, gt, dt, a);
+        memcpy(dx + j, dt, (size_t)(n - j) * sizeof(CN_T));
+    }
+}
+
 CN_TARGET static void CN_FN(cn_fwd_)(int code, const CN_T *x, CN_T *y, ptrdiff_t n,
                                      double p1, double p2) {
     const CN_T a = (CN_T)p1, b = (CN_T)p2;

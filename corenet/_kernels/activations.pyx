@@ -14,15 +14,21 @@ and contiguity before anything here runs without the GIL.
   rounds once; kernel and twin agree within the spec's tolerance (README §3.1).
 * Arrays with more than ``PARALLEL_MIN`` elements (``PARALLEL_MIN_CHEAP`` for the
   memory-bound loops: identity, relu, leaky/generalized relu, softsign, sign and the
-  output-based backward routes) are cut into ``num_threads`` contiguous chunks (multiples
-  of 64 elements) run by ``prange(schedule="static")``; smaller ones run serially, which
-  also spares the OpenMP spin-wait of the second thread for work it barely speeds up.
+  output-based backward routes; both depend on the OpenMP wait policy, see below) are
+  cut into chunks of 65,536 elements (multiples of 64) handed out to ``num_threads``
+  threads by ``prange(schedule="dynamic")``, so the calling thread computes while the
+  other one wakes up; smaller ones run serially (the wake-up costs more than it saves).
   Every element is computed by the same instructions wherever its chunk starts, so
   results do not depend on the thread count (bit-identical).
+* relu / leaky_relu / generalized_relu also have a route with a bit mask
+  (``mask_forward`` / ``mask_backward``): the forward writes one bit per element where
+  f' = 1, the backward reads those n/8 bytes instead of x.
 * Kinks (D-04): the point x = 0 belongs to the left branch (``x <= 0``).
 * ``activation_backward(..., from_y=True)`` receives the cached output y instead of x
   (codes in ``FROM_Y``: sigmoid, sigmoid_symmetric, tanh, scaled_tanh, elu, selu).
 """
+import os
+
 from cython cimport floating
 from cython.parallel cimport prange
 
@@ -39,6 +45,14 @@ cdef extern from "activation_simd.h" nogil:
                     double p1, double p2, int from_y)
     void cn_bwd_f64(int code, const double* x, const double* dy, double* dx, Py_ssize_t n,
                     double p1, double p2, int from_y)
+    void cn_mfwd_f32(int code, const float* x, float* y, unsigned char* bits, Py_ssize_t n,
+                     double p1)
+    void cn_mfwd_f64(int code, const double* x, double* y, unsigned char* bits, Py_ssize_t n,
+                     double p1)
+    void cn_mbwd_f32(const unsigned char* bits, const float* dy, float* dx, Py_ssize_t n,
+                     double p1)
+    void cn_mbwd_f64(const unsigned char* bits, const double* dy, double* dx, Py_ssize_t n,
+                     double p1)
     void cn_elem_f32(int which, const float* x, float* y, Py_ssize_t n)
     void cn_elem_f64(int which, const double* x, double* y, Py_ssize_t n)
 
@@ -69,13 +83,36 @@ def _elementary(str name, const floating[::1] x, floating[::1] out):
         cn_elem_f64(which, &x[0], &out[0], x.shape[0])
 
 
-# serial below these sizes (see the module doc). Measured on 2 cores: 2 threads save
-# ~35 % at 64 Ki elements for the transcendental loops and nothing below ~128 Ki for
-# relu, while each parallel call left alone costs ~2 ms of libgomp spin on the other core.
-cdef Py_ssize_t _PARALLEL_MIN = 65536
-cdef Py_ssize_t _PARALLEL_MIN_CHEAP = 262144
+# Serial below these sizes (see the module doc). They depend on the OpenMP wait policy,
+# read when this module loads (corenet/__init__.py sets OMP_WAIT_POLICY=ACTIVE with
+# GOMP_SPINCOUNT=2000, a short spin, unless the user set either). ACTIVE (the worker
+# still spins when the next region starts, a few us per region): on the 2-core VM 2
+# threads save ~30 % from 64 Ki elements on for the transcendental loops and break even
+# at ~256 Ki for relu. PASSIVE (sleeping workers, >= 10 us per region, and the woken
+# worker often shares the caller's core): sigmoid gains from ~256 Ki elements; the
+# memory-bound loops lose below ~1 Mi.
+# Parallel loops hand out chunks of _CHUNK elements dynamically, so the calling thread
+# works on while the other one wakes up.
+_SLEEPING = (os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
+             or os.environ.get("GOMP_SPINCOUNT", "").strip() == "0")
+cdef Py_ssize_t _PARALLEL_MIN = 262144 if _SLEEPING else 65536
+cdef Py_ssize_t _PARALLEL_MIN_CHEAP = 1048576 if _SLEEPING else 262144
+cdef Py_ssize_t _CHUNK = 65536
 PARALLEL_MIN = _PARALLEL_MIN
 PARALLEL_MIN_CHEAP = _PARALLEL_MIN_CHEAP
+
+
+def _set_parallel(Py_ssize_t minimum, Py_ssize_t minimum_cheap, Py_ssize_t chunk):
+    """Test/benchmark hook: set the serial thresholds and the chunk length (a multiple of 64);
+    returns the previous three. Not thread-safe."""
+    global _PARALLEL_MIN, _PARALLEL_MIN_CHEAP, _CHUNK, PARALLEL_MIN, PARALLEL_MIN_CHEAP
+    old = (_PARALLEL_MIN, _PARALLEL_MIN_CHEAP, _CHUNK)
+    if chunk <= 0 or chunk % 64:
+        raise ValueError(f"chunk must be a positive multiple of 64, got {chunk}")
+    _PARALLEL_MIN, _PARALLEL_MIN_CHEAP, _CHUNK = minimum, minimum_cheap, chunk
+    PARALLEL_MIN, PARALLEL_MIN_CHEAP = minimum, minimum_cheap
+    return old
+
 
 CODES = {"identity": A_IDENTITY, "sigmoid": A_SIGMOID, "sigmoid_symmetric": A_SIGMOID_SYM,
          "tanh": A_TANH, "scaled_tanh": A_SCALED_TANH, "arctan": A_ARCTAN,
@@ -118,10 +155,10 @@ cdef inline bint _cheap(int code, bint backward, bint from_y) noexcept nogil:
 
 
 cdef inline Py_ssize_t _n_chunks(Py_ssize_t n, int num_threads, bint cheap) noexcept nogil:
-    """1 (serial) for small arrays, else one chunk per thread."""
+    """1 (serial) for small arrays, else chunks of about ``_CHUNK`` elements."""
     if num_threads <= 1 or n <= (_PARALLEL_MIN_CHEAP if cheap else _PARALLEL_MIN):
         return 1
-    return num_threads
+    return (n + _CHUNK - 1) // _CHUNK
 
 
 cdef inline Py_ssize_t _chunk_len(Py_ssize_t n, Py_ssize_t nchunks) noexcept nogil:
@@ -155,7 +192,7 @@ def activation_forward(int code, const floating[::1] x, floating[::1] out,
         if nchunks == 1:
             _fwd(code, xp, yp, 0, n, p1, p2)
         else:
-            for t in prange(nchunks, num_threads=num_threads, schedule="static"):
+            for t in prange(nchunks, num_threads=num_threads, schedule="dynamic"):
                 lo = t * chunk
                 hi = lo + chunk
                 if hi > n:
@@ -187,13 +224,99 @@ def activation_backward(int code, const floating[::1] xy, const floating[::1] dy
         if nchunks == 1:
             _bwd(code, xp, gp, dp, 0, n, p1, p2, from_y)
         else:
-            for t in prange(nchunks, num_threads=num_threads, schedule="static"):
+            for t in prange(nchunks, num_threads=num_threads, schedule="dynamic"):
                 lo = t * chunk
                 hi = lo + chunk
                 if hi > n:
                     hi = n
                 if lo < hi:
                     _bwd(code, xp, gp, dp, lo, hi, p1, p2, from_y)
+
+
+# ----------------------------------------------------------------------------- bit masks
+# relu / leaky_relu / generalized_relu: forward writes y and one bit per element, bit
+# i % 8 of byte i // 8 = not (x[i] <= 0) (numpy.packbits(..., bitorder="little")); the
+# backward dx = dy * (1 if bit else alpha) reads those n/8 bytes instead of x or y.
+MASK_CODES = frozenset({A_RELU, A_LEAKY})
+
+
+cdef inline void _mfwd(int code, const floating* x, floating* y, unsigned char* bits,
+                       Py_ssize_t lo, Py_ssize_t hi, double p1) noexcept nogil:
+    """Elements lo <= i < hi (lo a multiple of 8)."""
+    if hi <= lo:
+        return
+    if floating is float:
+        cn_mfwd_f32(code, x + lo, y + lo, bits + lo // 8, hi - lo, p1)
+    else:
+        cn_mfwd_f64(code, x + lo, y + lo, bits + lo // 8, hi - lo, p1)
+
+
+cdef inline void _mbwd(const unsigned char* bits, const floating* dy, floating* dx,
+                       Py_ssize_t lo, Py_ssize_t hi, double p1) noexcept nogil:
+    if hi <= lo:
+        return
+    if floating is float:
+        cn_mbwd_f32(bits + lo // 8, dy + lo, dx + lo, hi - lo, p1)
+    else:
+        cn_mbwd_f64(bits + lo // 8, dy + lo, dx + lo, hi - lo, p1)
+
+
+def mask_forward(int code, const floating[::1] x, floating[::1] out, unsigned char[::1] bits,
+                 double p1=0.0, int num_threads=1):
+    """``out[i] = f(x[i])`` (relu or leaky, code in ``MASK_CODES``; bit-identical to
+    ``activation_forward``) and the bit mask ``bits`` ((n + 7) // 8 bytes). out may be x."""
+    cdef Py_ssize_t n = x.shape[0], t, chunk, lo, hi, nchunks
+    if code not in MASK_CODES:
+        raise ValueError(f"mask_forward kernel: code {code} has no mask route")
+    if out.shape[0] != n or bits.shape[0] != (n + 7) // 8:
+        raise ValueError(f"mask_forward kernel: out has {out.shape[0]} elements and bits "
+                         f"{bits.shape[0]} bytes for n = {n} (need n and (n + 7) // 8)")
+    if n == 0:
+        return
+    cdef const floating* xp = &x[0]
+    cdef floating* yp = &out[0]
+    cdef unsigned char* bp = &bits[0]
+    nchunks = _n_chunks(n, num_threads, True)
+    chunk = _chunk_len(n, nchunks)                  # a multiple of 64: whole bytes
+    with nogil:
+        if nchunks == 1:
+            _mfwd(code, xp, yp, bp, 0, n, p1)
+        else:
+            for t in prange(nchunks, num_threads=num_threads, schedule="dynamic"):
+                lo = t * chunk
+                hi = lo + chunk
+                if hi > n:
+                    hi = n
+                if lo < hi:
+                    _mfwd(code, xp, yp, bp, lo, hi, p1)
+
+
+def mask_backward(const unsigned char[::1] bits, const floating[::1] dy, floating[::1] dx,
+                  double p1=0.0, int num_threads=1):
+    """``dx[i] = dy[i] * (1 if bit i else p1)`` (p1 = alpha; 0 for relu): bit-identical to
+    ``activation_backward`` from the x the bits were made from. dx may alias dy."""
+    cdef Py_ssize_t n = dy.shape[0], t, chunk, lo, hi, nchunks
+    if dx.shape[0] != n or bits.shape[0] != (n + 7) // 8:
+        raise ValueError(f"mask_backward kernel: dx has {dx.shape[0]} elements and bits "
+                         f"{bits.shape[0]} bytes for n = {n} (need n and (n + 7) // 8)")
+    if n == 0:
+        return
+    cdef const unsigned char* bp = &bits[0]
+    cdef const floating* gp = &dy[0]
+    cdef floating* dp = &dx[0]
+    nchunks = _n_chunks(n, num_threads, True)
+    chunk = _chunk_len(n, nchunks)
+    with nogil:
+        if nchunks == 1:
+            _mbwd(bp, gp, dp, 0, n, p1)
+        else:
+            for t in prange(nchunks, num_threads=num_threads, schedule="dynamic"):
+                lo = t * chunk
+                hi = lo + chunk
+                if hi > n:
+                    hi = n
+                if lo < hi:
+                    _mbwd(bp, gp, dp, lo, hi, p1)
 
 
 # ----------------------------------------------------------------------------- prelu

@@ -14,9 +14,11 @@ Window geometry (convolution.md §2, d = 1): output row i covers input rows
 skips padded positions (they behave as −∞); the facade guarantees every window holds at
 least one real element (padding ≤ kernel/2).
 
-Threads: planes are independent. When ``P·H·W > PARALLEL_MIN`` the planes are shared
-out to ``num_threads`` in chunks of about 16K elements (``prange(schedule="dynamic")``,
-so a thread descheduled on a busy machine does not hold up the others); each plane is
+Threads: planes are independent. When ``P·H·W > PARALLEL_MIN`` (32 Ki elements with
+spinning OpenMP workers, corenet's default; 1 Mi with OMP_WAIT_POLICY=PASSIVE) the planes
+are shared out to ``num_threads`` in chunks of about 16K elements
+(``prange(schedule="dynamic")``, so a thread descheduled on a busy machine does not hold
+up the others); each plane is
 owned by one thread and processed serially in a fixed order, so overlapping-window accumulation and
 every sum are deterministic and do not depend on the thread count. Sums (average
 pooling, upsampling backward) are accumulated in double in row-major order and rounded
@@ -25,6 +27,8 @@ once to the array dtype.
 Kernels that read switches check each one against the plane size, skip out-of-range
 entries and return how many they skipped (the facade raises if that is not 0).
 """
+import os
+
 import numpy as np
 
 from cython cimport floating
@@ -32,8 +36,25 @@ from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from libc.string cimport memset, memcpy
 
-cdef Py_ssize_t _PARALLEL_MIN = 32768
+# Serial up to this many input elements. It depends on the OpenMP wait policy, read when
+# this module loads (corenet sets OMP_WAIT_POLICY=ACTIVE with a short GOMP_SPINCOUNT
+# unless the user set either): with spinning workers 2 threads gain from ~32 Ki; with
+# sleeping ones (PASSIVE) a parallel region costs >= 10 us to wake the other thread, and
+# on the 2-core VM 2 threads were slower than 1 below ~0.5 Mi elements (max) / ~1 Mi
+# (average pooling, fwd + bwd).
+_SLEEPING = (os.environ.get("OMP_WAIT_POLICY", "").strip().upper() == "PASSIVE"
+             or os.environ.get("GOMP_SPINCOUNT", "").strip() == "0")
+cdef Py_ssize_t _PARALLEL_MIN = 1048576 if _SLEEPING else 32768
 PARALLEL_MIN = _PARALLEL_MIN
+
+
+def _set_parallel_min(Py_ssize_t n):
+    """Test/benchmark hook: run serially up to ``n`` elements from now on; returns the
+    previous threshold. Not thread-safe."""
+    global _PARALLEL_MIN, PARALLEL_MIN
+    old = _PARALLEL_MIN
+    _PARALLEL_MIN = PARALLEL_MIN = n
+    return old
 
 
 cdef inline int _threads(Py_ssize_t work, int num_threads) noexcept nogil:
