@@ -644,8 +644,7 @@ _CONV_DIRECT_MIN_HW = 256     # 1×1 convs with at least this many pixels stay p
 _CONV_SHIFT_MIN = 16          # stride-1 convs with C/G, O/G >= this and
 _CONV_SHIFT_WIDEN = 1.15      # (Wo + d(kw - 1))/Wo <= this use the shift method
 _CONV_DIRECT = True           # use the direct float32 loops where they apply
-_DIRECT_WIDEN = 1.5           # direct float32 loops: (Wo + d(kw - 1))/Wo <= this and
-_DIRECT_MAX_DW_K = 1 << 30        # weight gradients only for C·kh·kw <= this (im2col above)
+_DIRECT_WIDEN = 1.5           # direct float32 loops: (Wo + d(kw - 1))/Wo <= this
 _DIRECT_BLOCK = 1 << 19       # weight gradients: padded samples per block, this many floats
 _DIRECT_CHUNKS = 8            # weight gradients: fixed sample chunks (partial sums)
 
@@ -1060,13 +1059,14 @@ def _conv_tiling(n, c, kh, kw, in_hw, out_hw, stride, pad):
     return tile, nb
 
 
-def _conv_items(n, c, kh, kw, in_hw, out_hw, a, wsize, want_dw):
-    """Work items of a pass: weight-gradient chunks (at least one block of samples each),
-    else one item per block (or per sample)."""
-    nb = _conv_tiling(n, c, kh, kw, in_hw, out_hw, a.stride,
-                      (a.padding[0][0], a.padding[1][0]))[1]
+def _gemm_plan(n, c, kh, kw, in_hw, out_hw, a, wsize, want_dw):
+    """``(tile, nb, items)`` of the GEMM passes: the tiling of _conv_tiling and the work
+    items — weight-gradient chunks (at least one block of samples each), else one item
+    per block (or per sample)."""
+    tile, nb = _conv_tiling(n, c, kh, kw, in_hw, out_hw, a.stride,
+                            (a.padding[0][0], a.padding[1][0]))
     blocks = -(-n // nb)
-    return _conv_chunks(blocks, wsize) if want_dw else blocks
+    return tile, nb, (_conv_chunks(blocks, wsize) if want_dw else blocks)
 
 
 def _forward_pass(x, w, b, y, gy, out_hw, a, dw, workspace, kernel):
@@ -1083,18 +1083,19 @@ def _forward_pass(x, w, b, y, gy, out_hw, a, dw, workspace, kernel):
             dw.fill(0)
         return
     flops = 2.0 * n * o * ho * wo * (c // a.groups) * kh * kw * (want_y + want_dw)
-    items = _conv_items(n, c, kh, kw, (h, wd), (ho, wo), a, w.size, want_dw)
-    nt = _conv_threads(flops, items)
     if _is_dense(a, (h, wd), (ho, wo), kh, kw):
         _dense_pass(x, w, b, y, gy, dw, None, None)
         return
-    if _use_direct(x.dtype, a, wo, kw) and (not want_dw or c * kh * kw <= _DIRECT_MAX_DW_K):
+    if _use_direct(x.dtype, a, wo, kw):
+        nt = _conv_threads(flops, n)
         if want_y:
             _direct_forward(x, _direct_repack(w, workspace), b, y,
                             (a.padding[0][0], a.padding[1][0]), a.dilation, workspace, nt)
         if want_dw:
             _direct_weight_grad(x, gy, dw, (kh, kw), a, workspace, nt)
         return
+    tile, nb, items = _gemm_plan(n, c, kh, kw, (h, wd), (ho, wo), a, w.size, want_dw)
+    nt = _conv_threads(flops, items)
     partial = _partials(workspace, items if want_dw else 0, w.size, x.dtype)
     e4 = _empty4(x.dtype)
     if _use_shift(a, c // a.groups, o // a.groups, wo, kw):
@@ -1109,7 +1110,6 @@ def _forward_pass(x, w, b, y, gy, out_hw, a, dw, workspace, kernel):
             _finish_dw(partial, dw, True, workspace)
         return
     pad = (a.padding[0][0], a.padding[1][0])
-    tile, nb = _conv_tiling(n, c, kh, kw, (h, wd), (ho, wo), a.stride, pad)
     ws = _conv_ws(workspace, "cols", _conv.workspace_size(
         n, c, h, wd, o, ho, wo, kh, kw, a.stride, pad, tile, nb, 1, nt), x.dtype)
     with _BLAS.limit(1):
@@ -1132,27 +1132,24 @@ def _backward_pass(dy, w, bias_dx, dx, x, in_hw, a, dw, workspace, kernel):
             dw.fill(0)
         return
     flops = 2.0 * n * o * ho * wo * (c // a.groups) * kh * kw * (want_dx + want_dw)
-    items = _conv_items(n, c, kh, kw, tuple(in_hw), (ho, wo), a, w.size, want_dw)
-    nt = _conv_threads(flops, items)
     if _is_dense(a, in_hw, (ho, wo), kh, kw):
         _dense_pass(x, w, None, None, dy, dw, dx, bias_dx)
         return
     pad = (a.padding[0][0], a.padding[1][0])
     fpad = (a.dilation[0] * (kh - 1) - pad[0], a.dilation[1] * (kw - 1) - pad[1])
-    if want_dw and _use_direct(dy.dtype, a, wo, kw) and c * kh * kw <= _DIRECT_MAX_DW_K:
-        _direct_weight_grad(x, dy, dw, (kh, kw), a, workspace, nt)
+    if want_dw and _use_direct(dy.dtype, a, wo, kw):
+        _direct_weight_grad(x, dy, dw, (kh, kw), a, workspace, _conv_threads(flops, n))
         want_dw = False
     if want_dx and min(fpad) >= 0 and _use_direct(dy.dtype, a, in_hw[1], kw):
         _direct_forward(dy, _direct_repack(w, workspace, flip=True), bias_dx, dx, fpad,
-                        a.dilation, workspace, nt)
+                        a.dilation, workspace, _conv_threads(flops, n))
         want_dx = False
     if not (want_dx or want_dw):
         return
-    items = _conv_items(n, c, kh, kw, tuple(in_hw), (ho, wo), a, w.size, want_dw)
+    tile, nb, items = _gemm_plan(n, c, kh, kw, tuple(in_hw), (ho, wo), a, w.size, want_dw)
     nt = _conv_threads(flops, items)
     partial = _partials(workspace, items if want_dw else 0, w.size, dy.dtype)
     e4 = _empty4(dy.dtype)
-    tile, nb = _conv_tiling(n, c, kh, kw, tuple(in_hw), (ho, wo), a.stride, pad)
     ws = _conv_ws(workspace, "cols", _conv.workspace_size(
         n, c, in_hw[0], in_hw[1], o, ho, wo, kh, kw, a.stride, pad, tile, nb, 2, nt),
         dy.dtype)

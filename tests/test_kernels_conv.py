@@ -88,7 +88,6 @@ def method(request, monkeypatch):
         if K._direct.isa() < (1 if p == "direct_avx2" else 2):
             pytest.skip("the CPU lacks the instruction set of these loops")
         monkeypatch.setattr(K, "_DIRECT_WIDEN", float("inf"))
-        monkeypatch.setattr(K, "_DIRECT_MAX_DW_K", 1 << 30)
         monkeypatch.setattr(K, "_DIRECT_BLOCK", 1)     # weight-gradient blocks of 1 sample
         if p == "direct_avx2":
             old = K._direct.set_isa(1)

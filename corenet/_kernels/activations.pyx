@@ -174,6 +174,12 @@ cdef void _check_code(int code, bint backward) except *:
         raise ValueError("activation kernel: 'sign' is not differentiable")
 
 
+cdef inline Py_ssize_t _chunk_end(Py_ssize_t t, Py_ssize_t chunk,
+                                  Py_ssize_t n) noexcept nogil:
+    """End of chunk t (chunks of ``chunk`` elements, the last one cut at n)."""
+    return n if (t + 1) * chunk > n else (t + 1) * chunk
+
+
 def activation_forward(int code, const floating[::1] x, floating[::1] out,
                        double p1=0.0, double p2=0.0, int num_threads=1):
     """``out[i] = f(x[i])`` for the activation ``code`` (see ``CODES``) with parameters
@@ -194,9 +200,7 @@ def activation_forward(int code, const floating[::1] x, floating[::1] out,
         else:
             for t in prange(nchunks, num_threads=num_threads, schedule="dynamic"):
                 lo = t * chunk
-                hi = lo + chunk
-                if hi > n:
-                    hi = n
+                hi = _chunk_end(t, chunk, n)
                 if lo < hi:
                     _fwd(code, xp, yp, lo, hi, p1, p2)
 
@@ -226,9 +230,7 @@ def activation_backward(int code, const floating[::1] xy, const floating[::1] dy
         else:
             for t in prange(nchunks, num_threads=num_threads, schedule="dynamic"):
                 lo = t * chunk
-                hi = lo + chunk
-                if hi > n:
-                    hi = n
+                hi = _chunk_end(t, chunk, n)
                 if lo < hi:
                     _bwd(code, xp, gp, dp, lo, hi, p1, p2, from_y)
 
@@ -284,9 +286,7 @@ def mask_forward(int code, const floating[::1] x, floating[::1] out, unsigned ch
         else:
             for t in prange(nchunks, num_threads=num_threads, schedule="dynamic"):
                 lo = t * chunk
-                hi = lo + chunk
-                if hi > n:
-                    hi = n
+                hi = _chunk_end(t, chunk, n)
                 if lo < hi:
                     _mfwd(code, xp, yp, bp, lo, hi, p1)
 
@@ -312,9 +312,7 @@ def mask_backward(const unsigned char[::1] bits, const floating[::1] dy, floatin
         else:
             for t in prange(nchunks, num_threads=num_threads, schedule="dynamic"):
                 lo = t * chunk
-                hi = lo + chunk
-                if hi > n:
-                    hi = n
+                hi = _chunk_end(t, chunk, n)
                 if lo < hi:
                     _mbwd(bp, gp, dp, lo, hi, p1)
 
