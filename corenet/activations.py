@@ -30,6 +30,7 @@ from . import _reference as _ref
 from . import kernels
 from .activation import Activation
 from .errors import HyperparameterError, check_positive
+from .kernels._common import _check as _kernel_check
 from .plugins import hookimpl
 
 
@@ -122,7 +123,7 @@ class Identity(KernelActivation):
             return x                                    # the common case, checked inline
         if out is not None:
             return super().forward(x, out=out)
-        return kernels._check(_c(x), self._label, "x")
+        return _kernel_check(_c(x), self._label, "x")
 
     def backward(self, x, y, dy, out=None):
         if out is None and type(dy) is np.ndarray and dy.dtype in _FLOATS \
@@ -130,10 +131,10 @@ class Identity(KernelActivation):
             return dy                                   # the common case, checked inline
         if out is not None:
             return super().backward(x, y, dy, out=out)
-        dy = kernels._check(_c(dy), self._label, "dy")
+        dy = _kernel_check(_c(dy), self._label, "dy")
         for arr, label in ((x, "x"), (y, "y")):
             if arr is not None:
-                kernels._check(arr, self._label, label, dtype=dy.dtype, shape=dy.shape)
+                _kernel_check(arr, self._label, label, dtype=dy.dtype, shape=dy.shape)
         return dy
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from corenet import _reference as R
 from corenet import config, kernels as K
+from corenet._kernels import activations as _act
 from corenet.errors import DTypeError, HyperparameterError, ShapeError
 
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
@@ -27,9 +28,9 @@ def two_threads():
     take the threaded path (several dynamically scheduled chunks)."""
     old = config.get_num_threads()
     config.set_num_threads(2)
-    old_par = K._act._set_parallel(20000, 50000, 4096)
+    old_par = _act._set_parallel(20000, 50000, 4096)
     yield
-    K._act._set_parallel(*old_par)
+    _act._set_parallel(*old_par)
     config.set_num_threads(old)
 
 
@@ -42,22 +43,22 @@ def rand(shape, dtype, seed=0, scale=4.0):
 
 
 FROM_Y = ("sigmoid", "sigmoid_symmetric", "tanh", "scaled_tanh", "elu", "selu")
-ISAS = K._act.SIMD_LEVELS[:K._act.SIMD_LEVELS.index(K._act.SIMD_ISA) + 1]
+ISAS = _act.SIMD_LEVELS[:_act.SIMD_LEVELS.index(_act.SIMD_ISA) + 1]
 
 
 @pytest.fixture(params=ISAS)
 def isa(request):
-    old = K._act._use_simd_isa(request.param)
+    old = _act._use_simd_isa(request.param)
     yield request.param
-    K._act._use_simd_isa(old)
+    _act._use_simd_isa(old)
 
 
 def test_large_shape_triggers_threaded_path():
-    assert np.prod(SHAPES[-1]) > K._act.PARALLEL_MIN_CHEAP >= K._act.PARALLEL_MIN
+    assert np.prod(SHAPES[-1]) > _act.PARALLEL_MIN_CHEAP >= _act.PARALLEL_MIN
     with pytest.raises(ValueError, match="instruction set"):
-        K._act._use_simd_isa("avx1024")
+        _act._use_simd_isa("avx1024")
     with pytest.raises(ValueError, match="multiple of 64"):
-        K._act._set_parallel(1, 1, 100)
+        _act._set_parallel(1, 1, 100)
 
 
 def test_parallel_thresholds_follow_the_wait_policy():
@@ -178,7 +179,7 @@ def test_special_values_every_instruction_set(isa, dtype):
 def test_bit_identical_for_any_thread_count_and_offset(dtype):
     """Each element is computed by the same instructions wherever a chunk or an array
     starts: 1 or 2 threads and shifted views give the same bits."""
-    n = K._act.PARALLEL_MIN_CHEAP + 1001
+    n = _act.PARALLEL_MIN_CHEAP + 1001
     x = rand((n,), dtype)
     dy = rand((n,), dtype, seed=1, scale=1.0)
     for name in NAMES:
@@ -210,7 +211,7 @@ def test_mask_route_every_instruction_set(isa, dtype):
     kernel's bit for bit (signed zeros, NaN), the mask is the twin's packbits, and the
     backward from the mask equals the backward from x bit for bit (inf/NaN dy included),
     for odd sizes (partial blocks and bytes), in place, and on 1 and 2 threads."""
-    n_big = K._act.PARALLEL_MIN_CHEAP + 1001              # threaded: 2 chunks
+    n_big = _act.PARALLEL_MIN_CHEAP + 1001                 # threaded: 2 chunks
     with np.errstate(all="ignore"):
         for shape in [(0,), (1,), (7,), (9,), (3, 5), (2, 3, 4, 5), (1013,), (n_big,)]:
             x = rand(shape, dtype)
@@ -276,7 +277,7 @@ def test_elementary_functions_accuracy(isa):
     x = x[np.isfinite(x)]
     x = x[(x > -110) & (x < 100)]
     e = np.empty_like(x)
-    K._act._elementary("exp", x, e)
+    _act._elementary("exp", x, e)
     ref = np.exp(x.astype(np.float64))
     finite = ref < np.finfo(np.float32).max
     ulp = np.spacing(ref[finite].astype(np.float32)).astype(np.float64)
@@ -285,20 +286,20 @@ def test_elementary_functions_accuracy(isa):
     assert err.max() <= (1.02 if isa == "avx512f" else 4.0), (isa, x[finite][err.argmax()])
     assert np.all(np.isposinf(e[~finite]))
     p = np.empty_like(x)
-    K._act._elementary("phi", x, p)
+    _act._elementary("phi", x, p)
     assert np.abs(p - ndtr(x.astype(np.float64))).max() <= 1.2e-7
     sp = np.array([np.nan, np.inf, -np.inf, 89.0, -104.0], np.float32)
     out = np.empty_like(sp)
-    K._act._elementary("exp", sp, out)
+    _act._elementary("exp", sp, out)
     assert np.isnan(out[0]) and out[1] == np.inf and out[2] == 0 and out[3] == np.inf
     assert out[4] == 0
-    K._act._elementary("phi", sp, out)
+    _act._elementary("phi", sp, out)
     assert np.isnan(out[0]) and out[1] == 1 and out[2] == 0 and out[3] == 1 and out[4] == 0
     x64 = np.linspace(-40, 40, 10001)
     e64 = np.empty_like(x64)
-    K._act._elementary("exp", x64, e64)
+    _act._elementary("exp", x64, e64)
     np.testing.assert_allclose(e64, np.exp(x64), rtol=1e-15)
-    K._act._elementary("phi", x64, e64)
+    _act._elementary("phi", x64, e64)
     np.testing.assert_allclose(e64, ndtr(x64), rtol=1e-12, atol=1e-300)  # argument rounding
 
 

@@ -7,6 +7,8 @@ from scipy.signal import convolve2d
 
 from corenet import _reference as R
 from corenet import config, kernels as K
+from corenet._kernels import conv_direct as _direct
+from corenet.kernels import conv_plan as KP
 from corenet.errors import DTypeError, HyperparameterError, ShapeError
 
 DTYPES = [np.float32, np.float64]
@@ -72,26 +74,26 @@ def method(request, monkeypatch):
     loops off, so float32 runs through the GEMM paths too."""
     p = request.param
     if p != "auto" and not p.startswith("direct"):
-        monkeypatch.setattr(K, "_CONV_DIRECT", False)
+        monkeypatch.setattr(KP, "_CONV_DIRECT", False)
     if p == "im2col_tiled":
-        monkeypatch.setattr(K, "_CONV_TILE", 1)
-        monkeypatch.setattr(K, "_CONV_BLOCK", 0)
-        monkeypatch.setattr(K, "_CONV_SHIFT_MIN", 10 ** 9)
+        monkeypatch.setattr(KP, "_CONV_TILE", 1)
+        monkeypatch.setattr(KP, "_CONV_BLOCK", 0)
+        monkeypatch.setattr(KP, "_CONV_SHIFT_MIN", 10 ** 9)
     elif p == "im2col_block":
-        monkeypatch.setattr(K, "_CONV_BLOCK", 1 << 30)
-        monkeypatch.setattr(K, "_CONV_DIRECT_MIN_HW", 1 << 30)
-        monkeypatch.setattr(K, "_CONV_SHIFT_MIN", 10 ** 9)
+        monkeypatch.setattr(KP, "_CONV_BLOCK", 1 << 30)
+        monkeypatch.setattr(KP, "_CONV_DIRECT_MIN_HW", 1 << 30)
+        monkeypatch.setattr(KP, "_CONV_SHIFT_MIN", 10 ** 9)
     elif p == "shift":
-        monkeypatch.setattr(K, "_CONV_SHIFT_MIN", 1)
-        monkeypatch.setattr(K, "_CONV_SHIFT_WIDEN", float("inf"))
+        monkeypatch.setattr(KP, "_CONV_SHIFT_MIN", 1)
+        monkeypatch.setattr(KP, "_CONV_SHIFT_WIDEN", float("inf"))
     elif p.startswith("direct"):
-        if K._direct.isa() < (1 if p == "direct_avx2" else 2):
+        if _direct.isa() < (1 if p == "direct_avx2" else 2):
             pytest.skip("the CPU lacks the instruction set of these loops")
-        monkeypatch.setattr(K, "_DIRECT_WIDEN", float("inf"))
-        monkeypatch.setattr(K, "_DIRECT_BLOCK", 1)     # weight-gradient blocks of 1 sample
+        monkeypatch.setattr(KP, "_DIRECT_WIDEN", float("inf"))
+        monkeypatch.setattr(KP, "_DIRECT_BLOCK", 1)     # weight-gradient blocks of 1 sample
         if p == "direct_avx2":
-            old = K._direct.set_isa(1)
-            request.addfinalizer(lambda: K._direct.set_isa(old))
+            old = _direct.set_isa(1)
+            request.addfinalizer(lambda: _direct.set_isa(old))
     return p
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from corenet import _reference as R
 from corenet import config, kernels as K
+from corenet._kernels import pool as _pool
 from corenet.errors import DTypeError, HyperparameterError, ShapeError
 
 TOL = {np.float32: dict(rtol=1e-5, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-14)}
@@ -32,15 +33,15 @@ def two_threads():
     """2 threads, with a serial threshold small enough for the last cases to be threaded."""
     old = config.get_num_threads()
     config.set_num_threads(2)
-    old_min = K._pool._set_parallel_min(32768)
+    old_min = _pool._set_parallel_min(32768)
     yield
-    K._pool._set_parallel_min(old_min)
+    _pool._set_parallel_min(old_min)
     config.set_num_threads(old)
 
 
 def test_threaded_cases_exceed_parallel_threshold():
-    assert np.prod(CASES[-1][0]) > K._pool.PARALLEL_MIN
-    assert np.prod(CASES[-2][0]) > K._pool.PARALLEL_MIN
+    assert np.prod(CASES[-1][0]) > _pool.PARALLEL_MIN
+    assert np.prod(CASES[-2][0]) > _pool.PARALLEL_MIN
 
 
 def _x(shape, dtype, seed=0, kind="normal"):

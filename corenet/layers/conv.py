@@ -16,6 +16,7 @@ from .. import kernels as K
 from .. import registry
 from ..errors import HyperparameterError, ShapeError
 from ..initializer import compute_fans
+from ..kernels.conv_args import _conv_tuple
 from ..layer import Layer
 from ..plugins import hookimpl
 
@@ -64,9 +65,9 @@ class _Conv(Layer):
         self.in_channels = _positive_int(in_channels, who, "in_channels", allow_none=True)
         self.out_channels = _positive_int(out_channels, who, "out_channels")
         nd = self.nd
-        self.kernel_size = K._conv_tuple(kernel_size, nd, who, "kernel_size")
-        self.stride = K._conv_tuple(stride, nd, who, "stride")
-        self.dilation = K._conv_tuple(dilation, nd, who, "dilation")
+        self.kernel_size = _conv_tuple(kernel_size, nd, who, "kernel_size")
+        self.stride = _conv_tuple(stride, nd, who, "stride")
+        self.dilation = _conv_tuple(dilation, nd, who, "dilation")
         self.groups = _positive_int(groups, who, "groups")
         if self.transpose and isinstance(padding, str) and padding != "valid":
             raise HyperparameterError(f"{who}: padding must be an int, a tuple or 'valid', "
@@ -74,7 +75,7 @@ class _Conv(Layer):
         self.padding = _jsonable(padding)
         self._pad = K.conv_padding(padding, self.kernel_size, self.stride, self.dilation, nd,
                                    who)
-        self.output_padding = K._conv_tuple(output_padding, nd, who, "output_padding", 0)
+        self.output_padding = _conv_tuple(output_padding, nd, who, "output_padding", 0)
         for op, s, d in zip(self.output_padding, self.stride, self.dilation):
             if op >= max(s, d):
                 raise HyperparameterError(f"{who}: output_padding must be < max(stride, "

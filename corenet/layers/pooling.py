@@ -36,6 +36,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..errors import HyperparameterError, ShapeError, check_array
+from ..kernels.pooling import _int_pair
 from ..layer import Layer
 from ..plugins import hookimpl
 
@@ -408,7 +409,7 @@ class MaxUnpool2d(_LinearPasses, Layer):
                                       f"or the key of one in the model, got {switches_from!r}")
         self.switches_from = switches_from
         if output_size is not None:
-            output_size = K._int_pair(output_size, "max_unpool2d", "output_size", 1)
+            output_size = _int_pair(output_size, "max_unpool2d", "output_size", 1)
         self.output_size = output_size
 
     @property

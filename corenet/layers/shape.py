@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import kernels as K
 from ..errors import HyperparameterError, ShapeError, check_array
+from ..kernels.pooling import _int_pair, _upsample_args
 from ..layer import Layer
 from ..plugins import hookimpl
 
@@ -283,7 +284,7 @@ class UpsampleNearest2d(_LinearPasses, Layer):
 
     def __init__(self, scale_factor=2, mode: str = "copy", *, trainable: bool = True):
         super().__init__(trainable=trainable)
-        self.scale = K._upsample_args(scale_factor, mode, self.name)[:2]
+        self.scale = _upsample_args(scale_factor, mode, self.name)[:2]
         self.scale_factor = scale_factor if _is_int(scale_factor) else list(self.scale)
         self.upsample_mode = mode     # ``mode`` is the train/eval flag of every layer
 
@@ -354,7 +355,7 @@ class UpsampleBilinear2d(_LinearPasses, Layer):
                  trainable: bool = True):
         super().__init__(trainable=trainable)
         if size is not None:
-            size = K._int_pair(size, self.name, "size", 1)
+            size = _int_pair(size, self.name, "size", 1)
             scale_factor = None
         else:
             pair = (scale_factor,) * 2 if not isinstance(scale_factor, (tuple, list)) \
