@@ -201,6 +201,15 @@ def test_console_script_is_installed():
     assert done.returncode == 0 and done.stdout.startswith("corenet ")
 
 
+def test_python_dash_m_runs_the_same_cli():
+    done = subprocess.run([sys.executable, "-m", "corenet", "--version"], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("corenet ")
+    bad = subprocess.run([sys.executable, "-m", "corenet", "no-such-command"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "no-such-command" in bad.stderr
+
+
 # ---------------------------------------------------------------------- train & co
 EXAMPLES = sorted((Path(__file__).resolve().parent.parent / "examples").glob("*.toml"))
 
