@@ -18,7 +18,7 @@ from .. import config
 from .._kernels import activations as _act
 from .._reference import resolve_params
 from ..errors import DTypeError, HyperparameterError, ShapeError
-from ._common import _check, _output
+from ._common import _apart, _check, _output
 
 ACTIVATION_CODES: dict[str, int] = dict(_act.CODES)
 _NAME_OF_CODE = {}
@@ -33,7 +33,7 @@ def _resolve(activation):
             raise ValueError(f"corenet.kernels: unknown activation code {activation!r}; "
                              f"codes are {sorted(_NAME_OF_CODE)}")
         return _NAME_OF_CODE[int(activation)], int(activation)
-    if activation not in ACTIVATION_CODES:
+    if not isinstance(activation, str) or activation not in ACTIVATION_CODES:
         raise ValueError(f"corenet.kernels: unknown activation {activation!r}; "
                          f"known: {', '.join(sorted(ACTIVATION_CODES))}")
     return activation, ACTIVATION_CODES[activation]
@@ -41,9 +41,14 @@ def _resolve(activation):
 
 def _params(name, kernel, params):
     """Validated hyperparameters as the kernel's (p1, p2)."""
-    p = resolve_params(name, params)
+    try:
+        p = resolve_params(name, params)
+    except TypeError as e:                 # unknown parameter names
+        raise TypeError(f"{kernel}: {e}") from None
     for key, value in p.items():
         try:
+            if isinstance(value, (str, bytes)):     # no silent parsing of "0.5"
+                raise TypeError
             v = float(value)
         except (TypeError, ValueError):
             raise HyperparameterError(f"{kernel}: {key} must be a number, got {value!r}") from None
@@ -101,6 +106,8 @@ def activation_forward(activation, x, out=None, **params):
     name, code, p1, p2 = _args(activation, params, "activation_forward")
     kernel = f"kernels.activation_forward[{name}]"
     _check(x, kernel, "x")
+    if out is not None:
+        _apart(out, kernel, x, same_ok=True)
     out = _output(out, kernel, x.shape, x.dtype)
     _act.activation_forward(code, x.reshape(-1), out.reshape(-1), p1, p2,
                             config.get_num_threads())
@@ -131,6 +138,8 @@ def activation_backward(activation, x, y, dy, out=None, **params):
         raise ValueError(f"{kernel}: the input x is required (got x=None"
                          f"{'' if y is None else '; this activation cannot use y'})")
     src = y if from_y else x
+    if out is not None:
+        _apart(out, kernel, dy, x, y, same_ok=True)
     dx = _output(out, kernel, dy.shape, dy.dtype)
     _act.activation_backward(code, src.reshape(-1), dy.reshape(-1), dx.reshape(-1), p1, p2,
                              from_y, config.get_num_threads())
@@ -175,8 +184,13 @@ def activation_forward_mask(activation, x, out=None, mask=None, **params):
     """
     code, kernel, alpha = _mask_activation(activation, "activation_forward_mask", params)
     _check(x, kernel, "x")
+    if out is not None:
+        _apart(out, kernel, x, same_ok=True)
     out = _output(out, kernel, x.shape, x.dtype)
+    mask_given = mask is not None
     mask = _mask(mask, kernel, x.size, True)
+    if mask_given:
+        _apart(mask, kernel, x, out, name="mask")
     _act.mask_forward(code, x.reshape(-1), out.reshape(-1), mask, alpha,
                       config.get_num_threads())
     return out, mask
@@ -190,6 +204,9 @@ def activation_backward_mask(activation, mask, dy, out=None, **params):
     code, kernel, alpha = _mask_activation(activation, "activation_backward_mask", params)
     _check(dy, kernel, "dy")
     mask = _mask(mask, kernel, dy.size, False)
+    if out is not None:
+        _apart(out, kernel, dy, same_ok=True)
+        _apart(out, kernel, mask)
     dx = _output(out, kernel, dy.shape, dy.dtype)
     _act.mask_backward(mask, dy.reshape(-1), dx.reshape(-1), alpha, config.get_num_threads())
     return dx
@@ -218,6 +235,9 @@ def prelu_forward(x, alpha, out=None):
     kernel = "kernels.prelu_forward"
     _check(x, kernel, "x")
     shape3, a = _prelu_views(x, alpha, kernel)
+    if out is not None:
+        _apart(out, kernel, x, same_ok=True)
+        _apart(out, kernel, alpha)
     out = _output(out, kernel, x.shape, x.dtype)
     _act.prelu_forward(x.reshape(shape3), a, out.reshape(shape3), config.get_num_threads())
     return out
@@ -231,6 +251,9 @@ def prelu_backward(x, dy, alpha, out=None):
     _check(x, kernel, "x")
     _check(dy, kernel, "dy", dtype=x.dtype, shape=x.shape)
     shape3, a = _prelu_views(x, alpha, kernel)
+    if out is not None:
+        _apart(out, kernel, x, dy, same_ok=True)
+        _apart(out, kernel, alpha)
     dx = _output(out, kernel, x.shape, x.dtype)
     partial = np.empty(shape3[:2], dtype=x.dtype)
     dalpha = np.empty(a.shape, dtype=x.dtype)

@@ -9,6 +9,9 @@ import threading
 
 import numpy as np
 
+from ..errors import DTypeError, ShapeError
+from ._common import _FLOATS
+
 
 class _BlasThreads:
     """Thread count of the OpenBLAS behind ``scipy.linalg.cython_blas``, set per call.
@@ -86,9 +89,46 @@ def matmul(a, b, out=None):
     threads (its threshold is m·n·k > 2¹⁸), whose workers then spin for a while after the
     call, competing with the kernels' OpenMP threads for the cores (the 2-thread LeNet-5
     step ran 3-10× slower on a loaded 2-core machine). Smaller products are single-threaded
-    inside OpenBLAS anyway; larger ones keep the BLAS threads."""
+    inside OpenBLAS anyway; larger ones keep the BLAS threads.
+
+    a and b: float32 or float64 arrays of one dtype (any strides), at least 1-D, with
+    NumPy's matmul shapes; ``out`` (optional): a writable array of the result's shape and
+    dtype."""
+    _matmul_check(a, b, out)
     mnk = a.shape[-2] * a.shape[-1] * b.shape[-1] if a.ndim >= 2 and b.ndim >= 2 else 0
     if _SMALL_GEMM[0] < mnk < _SMALL_GEMM[1]:
         with _NUMPY_BLAS.limit(1):
             return np.matmul(a, b, out=out)
     return np.matmul(a, b, out=out)
+
+
+def _matmul_check(a, b, out):
+    kernel = "kernels.matmul"
+    for name, m in (("a", a), ("b", b)):
+        if not isinstance(m, np.ndarray):
+            raise DTypeError(f"{kernel}: {name} must be a numpy.ndarray, got {type(m).__name__}")
+        if m.dtype not in _FLOATS:
+            raise DTypeError(f"{kernel}: {name} must be float32 or float64, got dtype {m.dtype}")
+        if m.ndim == 0:
+            raise ShapeError(f"{kernel}: {name} must have at least 1 dimension, got shape ()")
+    if b.dtype != a.dtype:
+        raise DTypeError(f"{kernel}: b must have dtype {a.dtype} (that of a), got {b.dtype}")
+    k = b.shape[-2] if b.ndim >= 2 else b.shape[0]
+    if a.shape[-1] != k:
+        raise ShapeError(f"{kernel}: a {a.shape} has {a.shape[-1]} columns but b {b.shape} "
+                         f"has {k} rows")
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ShapeError(f"{kernel}: the batch dimensions of a {a.shape} and b {b.shape} do "
+                         f"not broadcast") from None
+    if out is None:
+        return
+    shape = batch + a.shape[-2:-1] + (b.shape[-1:] if b.ndim >= 2 else ())
+    if not isinstance(out, np.ndarray) or out.dtype != a.dtype:
+        raise DTypeError(f"{kernel}: out must be a numpy.ndarray of dtype {a.dtype}, got "
+                         f"{getattr(out, 'dtype', type(out).__name__)}")
+    if out.shape != shape:
+        raise ShapeError(f"{kernel}: out must have shape {shape}, got {out.shape}")
+    if not out.flags.writeable:
+        raise ValueError(f"{kernel}: out must be writable")

@@ -13,10 +13,10 @@ import numpy as np
 from .. import config
 from .._kernels import conv as _conv
 from ..errors import HyperparameterError, ShapeError
-from ._common import _check, _output
+from ._common import _apart, _check, _output
 from .conv_args import (_conv_args, _conv_bias, _conv_channels, _conv_check, _conv_out,
                         _conv_out_hw, _conv_tuple, conv_transpose_output_size)
-from .conv_plan import _backward_pass, _forward_pass
+from .conv_plan import _backward_pass, _check_workspace, _conv_nonempty, _forward_pass
 
 
 def _as4(a, nd):
@@ -25,6 +25,7 @@ def _as4(a, nd):
 
 def _conv_forward_nd(nd, x, w, b, stride, padding, dilation, groups, out, workspace):
     kernel = f"kernels.conv{nd}d_forward"
+    _check_workspace(workspace, kernel)
     _conv_check(x, kernel, "x", nd + 2)
     _conv_check(w, kernel, "w", nd + 2, dtype=x.dtype)
     a = _conv_args(kernel, nd, w.shape[2:], stride, padding, dilation, groups)
@@ -41,6 +42,7 @@ def _conv_forward_nd(nd, x, w, b, stride, padding, dilation, groups, out, worksp
 def _conv_backward_nd(nd, x, dy, w, stride, padding, dilation, groups, need_input_grad,
                       need_weight_grad, need_bias_grad, workspace):
     kernel = f"kernels.conv{nd}d_backward"
+    _check_workspace(workspace, kernel)
     _conv_check(x, kernel, "x", nd + 2)
     _conv_check(w, kernel, "w", nd + 2, dtype=x.dtype)
     _conv_check(dy, kernel, "dy", nd + 2, dtype=x.dtype)
@@ -100,6 +102,7 @@ def conv1d_backward(x, dy, w, *, stride=1, padding=0, dilation=1, groups=1,
 
 def _input_grad_nd(nd, dy, w, input_size, stride, padding, dilation, groups, out, workspace):
     kernel = f"kernels.conv{nd}d_input_grad"
+    _check_workspace(workspace, kernel)
     _conv_check(dy, kernel, "dy", nd + 2)
     _conv_check(w, kernel, "w", nd + 2, dtype=dy.dtype)
     a = _conv_args(kernel, nd, w.shape[2:], stride, padding, dilation, groups)
@@ -139,6 +142,7 @@ def conv1d_input_grad(dy, w, input_size, *, stride=1, padding=0, dilation=1, gro
 def _weight_grad_nd(nd, x, dy, kernel_size, stride, padding, dilation, groups, out,
                     workspace):
     kernel = f"kernels.conv{nd}d_weight_grad"
+    _check_workspace(workspace, kernel)
     _conv_check(x, kernel, "x", nd + 2)
     _conv_check(dy, kernel, "dy", nd + 2, dtype=x.dtype)
     ks = _conv_tuple(kernel_size, nd, kernel, "kernel_size")
@@ -185,6 +189,8 @@ def conv_bias_grad(dy, out=None):
     if dy.ndim < 2:
         raise ShapeError(f"{kernel}: dy must have shape (N, C, ...), got {dy.shape}")
     db = _output(out, kernel, (dy.shape[1],), dy.dtype)
+    if out is not None:
+        _apart(db, kernel, dy)
     s = int(np.prod(dy.shape[2:], dtype=np.int64))
     _conv.channel_sums(dy.reshape(dy.shape[0], dy.shape[1], s), db, config.get_num_threads())
     return db
@@ -208,6 +214,7 @@ def _convt_setup(kernel, nd, x, w, stride, padding, output_padding, dilation, gr
         raise ShapeError(f"{kernel}: {w.shape[0]} input channels are not divisible by "
                          f"groups={a.groups}")
     x4, w4 = _as4(x, nd), _as4(w, nd)
+    _conv_nonempty(kernel, w4.shape, x4.shape[1:])     # the passes divide by these sizes
     out_hw = tuple(conv_transpose_output_size(x4.shape[2 + i], w4.shape[2 + i], a.stride[i],
                                               a.padding[i], a.dilation[i], op[i])
                    for i in range(2))
@@ -220,6 +227,7 @@ def _convt_setup(kernel, nd, x, w, stride, padding, output_padding, dilation, gr
 def _convt_forward_nd(nd, x, w, b, stride, padding, output_padding, dilation, groups, out,
                       workspace):
     kernel = f"kernels.conv_transpose{nd}d_forward"
+    _check_workspace(workspace, kernel)
     a, x4, w4, out_hw = _convt_setup(kernel, nd, x, w, stride, padding, output_padding,
                                      dilation, groups)
     c_out = w.shape[1] * a.groups
@@ -232,6 +240,7 @@ def _convt_forward_nd(nd, x, w, b, stride, padding, output_padding, dilation, gr
 def _convt_backward_nd(nd, x, dy, w, stride, padding, output_padding, dilation, groups,
                        need_input_grad, need_weight_grad, need_bias_grad, workspace):
     kernel = f"kernels.conv_transpose{nd}d_backward"
+    _check_workspace(workspace, kernel)
     a, x4, w4, out_hw = _convt_setup(kernel, nd, x, w, stride, padding, output_padding,
                                      dilation, groups)
     _conv_check(dy, kernel, "dy", nd + 2, dtype=x.dtype)

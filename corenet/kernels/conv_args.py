@@ -9,12 +9,14 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import HyperparameterError, ShapeError
-from ._common import _check, _output
+from ._common import _INT_MAX, _apart, _check, _output
 
 
 def _conv_int(v, kernel, name, minimum):
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
         raise HyperparameterError(f"{kernel}: {name} must be an integer >= {minimum}, got {v!r}")
+    if v > _INT_MAX:
+        raise HyperparameterError(f"{kernel}: {name} must be <= {_INT_MAX}, got {v!r}")
     return int(v)
 
 
@@ -119,8 +121,8 @@ def _conv_check(a, kernel, name, ndim, dtype=None):
 
 def _conv_out(out, kernel, shape, dtype, *inputs):
     y = _output(out, kernel, shape, dtype)
-    if out is not None and any(a is not None and np.may_share_memory(y, a) for a in inputs):
-        raise ValueError(f"{kernel}: out must not overlap an input")
+    if out is not None:
+        _apart(y, kernel, *inputs)
     return y
 
 

@@ -14,12 +14,12 @@ from .. import config
 from .._kernels import conv as _conv
 from .._kernels import conv_direct as _direct
 from ..errors import ShapeError
+from ._common import _INT_MAX
 from .blas import _BLAS, matmul
 
 _CONV_CHUNKS = 16            # fixed sample chunks of weight gradients (thread-independent)
 _CONV_PARTIAL_MAX = 1 << 24  # elements of chunk partials we accept before using fewer chunks
 _CONV_SERIAL_FLOPS = 2e6     # below this a pass runs on one thread
-_INT_MAX = 2 ** 31 - 1
 _CONV_TILE = 1 << 20          # im2col tile: about this many elements per column buffer
 _CONV_BLOCK = 1 << 18         # block mode: samples per tile so cols has about this many
 _CONV_DIRECT_MIN_HW = 256     # 1×1 convs with at least this many pixels stay per sample
@@ -64,6 +64,13 @@ def _conv_threads(flops, items):
 
 def _conv_chunks(n, wsize):
     return max(1, min(n, _CONV_CHUNKS, _CONV_PARTIAL_MAX // max(wsize, 1)))
+
+
+def _check_workspace(workspace, kernel):
+    """Validate ``workspace`` up front: a pass may return before it needs one."""
+    if workspace is not None and not isinstance(workspace, Workspace):
+        raise TypeError(f"{kernel}: workspace must be a corenet.kernels.Workspace, got "
+                        f"{type(workspace).__name__}")
 
 
 def _conv_ws(workspace, key, size, dtype):

@@ -10,7 +10,7 @@ import numpy as np
 from .. import config
 from .._kernels import pool as _pool
 from ..errors import DTypeError, HyperparameterError, ShapeError
-from ._common import _check, _output
+from ._common import _INT_MAX, _apart, _check, _empty, _output
 
 UPSAMPLE_MODES = ("copy", "avg_transpose")
 
@@ -35,6 +35,8 @@ def _int_pair(value, component, name, minimum):
             and all(v >= minimum for v in pair)):
         raise HyperparameterError(f"{component}: {name} must be an int >= {minimum} or a pair "
                                   f"of them, got {value!r}")
+    if max(pair) > _INT_MAX:
+        raise HyperparameterError(f"{component}: {name} must be <= {_INT_MAX}, got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
@@ -110,9 +112,13 @@ def _switches(s, kernel, shape, name="switches"):
 
 def _input_shape(shape, kernel, dy_shape):
     try:
-        shape = tuple(int(s) for s in shape)
+        ints = tuple(shape)
     except TypeError:
         raise ShapeError(f"{kernel}: input_shape must be (N, C, H, W), got {shape!r}") from None
+    if not all(_is_int(s) and s >= 0 for s in ints):
+        raise ShapeError(f"{kernel}: input_shape must be (N, C, H, W) of ints >= 0, got "
+                         f"{shape!r}")
+    shape = tuple(int(s) for s in ints)
     if len(shape) != 4 or shape[:2] != tuple(dy_shape[:2]):
         raise ShapeError(f"{kernel}: input_shape must be (N, C, H, W) with N, C = "
                          f"{tuple(dy_shape[:2])} of dy, got {shape}")
@@ -138,10 +144,15 @@ def max_pool2d_forward(x, kernel_size=2, stride=None, padding=0, out=None,
     g = pool2d_geometry(x.shape[2:], kernel_size, stride, padding, component=kernel)
     shape = x.shape[:2] + g.output_size
     y = _output(out, kernel, shape, x.dtype)
+    if out is not None:
+        _apart(y, kernel, x)
     if switches_out is None:
-        sw = np.empty(shape, dtype=np.int64)
+        sw = _empty(shape, np.int64, kernel, "switches")
     else:
         sw = _switches(switches_out, kernel, shape, "switches_out")
+        if not sw.flags.writeable:
+            raise ValueError(f"{kernel}: switches_out must be writable")
+        _apart(sw, kernel, x, y, name="switches_out")
     (kh, kw), (sth, stw), ((pt, _), (pl, _)) = g.kernel_size, g.stride, g.padding
     _pool.max_pool_forward(_planes(x), _planes(y), _planes(sw), kh, kw, sth, stw, pt, pl,
                            config.get_num_threads())
@@ -156,8 +167,12 @@ def max_pool2d_backward(dy, switches, input_shape, out=None):
     _switches(switches, kernel, dy.shape)
     shape = _input_shape(input_shape, kernel, dy.shape)
     dx = _output(out, kernel, shape, dy.dtype)
+    if out is not None:
+        _apart(dx, kernel, dy, switches)
     bad = _pool.max_pool_backward(_planes(dy), _planes(switches), _planes(dx),
                                   config.get_num_threads())
+    if shape[2] * shape[3] == 0:       # the kernel skips empty planes: no switch is inside
+        bad = switches.size
     if bad:
         raise ValueError(f"{kernel}: {bad} switch(es) outside 0..{shape[2] * shape[3] - 1} "
                          f"(the H·W plane of input_shape {shape})")
@@ -172,6 +187,8 @@ def avg_pool2d_forward(x, kernel_size=2, stride=None, padding=0, count_include_p
     _check4(x, kernel, "x")
     g = pool2d_geometry(x.shape[2:], kernel_size, stride, padding, component=kernel)
     y = _output(out, kernel, x.shape[:2] + g.output_size, x.dtype)
+    if out is not None:
+        _apart(y, kernel, x)
     (kh, kw), (sth, stw), ((pt, _), (pl, _)) = g.kernel_size, g.stride, g.padding
     _pool.avg_pool_forward(_planes(x), _planes(y), kh, kw, sth, stw, pt, pl,
                            bool(count_include_pad), config.get_num_threads())
@@ -190,6 +207,8 @@ def avg_pool2d_backward(dy, input_shape, kernel_size=2, stride=None, padding=0,
         raise ShapeError(f"{kernel}: dy must have shape {shape[:2] + g.output_size} for "
                          f"input_shape {shape}, got {dy.shape}")
     dx = _output(out, kernel, shape, dy.dtype)
+    if out is not None:
+        _apart(dx, kernel, dy)
     (kh, kw), (sth, stw), ((pt, _), (pl, _)) = g.kernel_size, g.stride, g.padding
     _pool.avg_pool_backward(_planes(dy), _planes(dx), kh, kw, sth, stw, pt, pl,
                             bool(count_include_pad), config.get_num_threads())
@@ -205,6 +224,8 @@ def max_unpool2d_forward(x, switches, output_size, out=None):
     _switches(switches, kernel, x.shape)
     ho, wo = _int_pair(output_size, kernel, "output_size", 1)
     y = _output(out, kernel, x.shape[:2] + (ho, wo), x.dtype)
+    if out is not None:
+        _apart(y, kernel, x, switches)
     bad = _pool.max_unpool_forward(_planes(x), _planes(switches), _planes(y),
                                    config.get_num_threads())
     if bad:
@@ -228,6 +249,8 @@ def max_unpool2d_backward(dy, switches, out=None):
                          f"{dy.shape[:2]} of dy, got {getattr(switches, 'shape', switches)}")
     _switches(switches, kernel, switches.shape)
     dx = _output(out, kernel, switches.shape, dy.dtype)
+    if out is not None:
+        _apart(dx, kernel, dy, switches)
     scratch = np.empty((dy.shape[0] * dy.shape[1], dy.shape[2] * dy.shape[3]), np.uint8)
     bad = _pool.max_unpool_backward(_planes(dy), _planes(switches), _planes(dx), scratch,
                                     config.get_num_threads())
@@ -254,6 +277,8 @@ def upsample_nearest2d_forward(x, scale_factor=2, mode="copy", out=None):
     sh, sw, scale = _upsample_args(scale_factor, mode, kernel)
     n, c, h, w = x.shape
     y = _output(out, kernel, (n, c, h * sh, w * sw), x.dtype)
+    if out is not None:
+        _apart(y, kernel, x)
     _pool.upsample_nearest_forward(_planes(x), _planes(y), sh, sw, scale,
                                    config.get_num_threads())
     return y
@@ -270,6 +295,8 @@ def upsample_nearest2d_backward(dy, scale_factor=2, mode="copy", out=None):
         raise ShapeError(f"{kernel}: dy's spatial size {(ho, wo)} is not a multiple of "
                          f"scale_factor {(sh, sw)}")
     dx = _output(out, kernel, (n, c, ho // sh, wo // sw), dy.dtype)
+    if out is not None:
+        _apart(dx, kernel, dy)
     _pool.upsample_nearest_backward(_planes(dy), _planes(dx), sh, sw, scale,
                                     config.get_num_threads())
     return dx

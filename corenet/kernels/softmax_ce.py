@@ -6,23 +6,29 @@ import numpy as np
 
 from .. import config
 from .._kernels import softmax_ce as _sce
-from ..errors import DTypeError, ShapeError
-from ._common import _check, _output
+from ..errors import DTypeError, HyperparameterError, ShapeError
+from ._common import _apart, _check, _output
 
 
 def _rowwise(fn, kernel, z, axis, out):
     _check(z, kernel, "z")
     if z.ndim == 0:
         raise ShapeError(f"{kernel}: z must have at least 1 dimension, got shape ()")
+    if not isinstance(axis, (int, np.integer)):
+        raise HyperparameterError(f"{kernel}: axis must be an int, got {axis!r}")
     if not -z.ndim <= axis < z.ndim:
         raise ShapeError(f"{kernel}: axis {axis} is out of range for shape {z.shape}")
+    if out is not None:
+        _apart(out, kernel, z, same_ok=True)
     out = _output(out, kernel, z.shape, z.dtype)
-    axis %= z.ndim
+    axis = int(axis) % z.ndim
+    if z.size == 0:
+        return out
     if axis == z.ndim - 1:
         k = z.shape[-1]
         fn(z.reshape(-1, k), out.reshape(-1, k), config.get_num_threads())
         return out
-    zt = np.ascontiguousarray(np.moveaxis(z, axis, -1))
+    zt = np.moveaxis(z, axis, -1).copy()    # a copy: computed in place, z must not change
     fn(zt.reshape(-1, zt.shape[-1]), zt.reshape(-1, zt.shape[-1]), config.get_num_threads())
     np.copyto(out, np.moveaxis(zt, -1, axis))
     return out
