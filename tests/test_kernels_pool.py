@@ -308,3 +308,13 @@ def test_empty_batch_and_out_buffers():
     out, sw_out = np.empty((2, 2, 2, 2)), np.empty((2, 2, 2, 2), np.int64)
     y, sw = K.max_pool2d_forward(x, 2, out=out, switches_out=sw_out)
     assert y is out and sw is sw_out
+
+
+def test_compiled_max_pool_backward_counts_every_switch_of_empty_planes_as_bad():
+    # the facade rejects empty planes first; the compiled kernel still reports them
+    dy = np.ones((3, 2, 2))
+    sw = np.zeros((3, 2, 2), np.int64)
+    assert _pool.max_pool_backward(dy, sw, np.empty((3, 0, 5))) == 12
+    assert _pool.max_pool_backward(dy[:0], sw[:0], np.empty((0, 4, 4))) == 0
+    with pytest.raises(ValueError, match="switch"):
+        K.max_pool2d_backward(dy[None], sw[None], (1, 3, 0, 5))

@@ -206,7 +206,7 @@ def max_pool_backward(const floating[:, :, ::1] dy, const int64_t[:, :, ::1] swi
             or switches.shape[2] != dy.shape[2]:
         raise ValueError("max_pool_backward kernel: dy / switches / dx shapes disagree")
     if P * HW == 0:
-        return 0
+        return P * n_out            # empty planes: every switch is out of range
     cdef floating* dp = &dx[0, 0, 0]
     if n_out == 0:
         memset(dp, 0, P * HW * sizeof(floating))
