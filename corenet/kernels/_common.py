@@ -21,12 +21,17 @@ def _check(x, kernel, name, dtype=None, shape=None):
     return x
 
 
-def _output(out, kernel, shape, dtype, name="out"):
+def _output(out, kernel, shape, dtype, name="out", apart=(), inplace=()):
+    """A new array, or the caller's ``out`` checked: its shape, dtype, C order, that it is
+    writable, that it shares no memory with the inputs ``apart`` and at most whole with
+    the inputs ``inplace`` (the element-wise kernels may compute in place)."""
     if out is None:
         return _empty(shape, dtype, kernel, name)
     _check(out, kernel, name, dtype=dtype, shape=shape)
     if not out.flags.writeable:
         raise ValueError(f"{kernel}: {name} must be writable")
+    _apart(out, kernel, *inplace, name=name, same_ok=True)
+    _apart(out, kernel, *apart, name=name)
     return out
 
 

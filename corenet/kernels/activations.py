@@ -106,9 +106,7 @@ def activation_forward(activation, x, out=None, **params):
     name, code, p1, p2 = _args(activation, params, "activation_forward")
     kernel = f"kernels.activation_forward[{name}]"
     _check(x, kernel, "x")
-    if out is not None:
-        _apart(out, kernel, x, same_ok=True)
-    out = _output(out, kernel, x.shape, x.dtype)
+    out = _output(out, kernel, x.shape, x.dtype, inplace=(x,))
     _act.activation_forward(code, x.reshape(-1), out.reshape(-1), p1, p2,
                             config.get_num_threads())
     return out
@@ -138,9 +136,7 @@ def activation_backward(activation, x, y, dy, out=None, **params):
         raise ValueError(f"{kernel}: the input x is required (got x=None"
                          f"{'' if y is None else '; this activation cannot use y'})")
     src = y if from_y else x
-    if out is not None:
-        _apart(out, kernel, dy, x, y, same_ok=True)
-    dx = _output(out, kernel, dy.shape, dy.dtype)
+    dx = _output(out, kernel, dy.shape, dy.dtype, inplace=(dy, x, y))
     _act.activation_backward(code, src.reshape(-1), dy.reshape(-1), dx.reshape(-1), p1, p2,
                              from_y, config.get_num_threads())
     return dx
@@ -184,9 +180,7 @@ def activation_forward_mask(activation, x, out=None, mask=None, **params):
     """
     code, kernel, alpha = _mask_activation(activation, "activation_forward_mask", params)
     _check(x, kernel, "x")
-    if out is not None:
-        _apart(out, kernel, x, same_ok=True)
-    out = _output(out, kernel, x.shape, x.dtype)
+    out = _output(out, kernel, x.shape, x.dtype, inplace=(x,))
     mask_given = mask is not None
     mask = _mask(mask, kernel, x.size, True)
     if mask_given:
@@ -204,10 +198,7 @@ def activation_backward_mask(activation, mask, dy, out=None, **params):
     code, kernel, alpha = _mask_activation(activation, "activation_backward_mask", params)
     _check(dy, kernel, "dy")
     mask = _mask(mask, kernel, dy.size, False)
-    if out is not None:
-        _apart(out, kernel, dy, same_ok=True)
-        _apart(out, kernel, mask)
-    dx = _output(out, kernel, dy.shape, dy.dtype)
+    dx = _output(out, kernel, dy.shape, dy.dtype, inplace=(dy,), apart=(mask,))
     _act.mask_backward(mask, dy.reshape(-1), dx.reshape(-1), alpha, config.get_num_threads())
     return dx
 
@@ -235,10 +226,7 @@ def prelu_forward(x, alpha, out=None):
     kernel = "kernels.prelu_forward"
     _check(x, kernel, "x")
     shape3, a = _prelu_views(x, alpha, kernel)
-    if out is not None:
-        _apart(out, kernel, x, same_ok=True)
-        _apart(out, kernel, alpha)
-    out = _output(out, kernel, x.shape, x.dtype)
+    out = _output(out, kernel, x.shape, x.dtype, inplace=(x,), apart=(alpha,))
     _act.prelu_forward(x.reshape(shape3), a, out.reshape(shape3), config.get_num_threads())
     return out
 
@@ -251,10 +239,7 @@ def prelu_backward(x, dy, alpha, out=None):
     _check(x, kernel, "x")
     _check(dy, kernel, "dy", dtype=x.dtype, shape=x.shape)
     shape3, a = _prelu_views(x, alpha, kernel)
-    if out is not None:
-        _apart(out, kernel, x, dy, same_ok=True)
-        _apart(out, kernel, alpha)
-    dx = _output(out, kernel, x.shape, x.dtype)
+    dx = _output(out, kernel, x.shape, x.dtype, inplace=(x, dy), apart=(alpha,))
     partial = np.empty(shape3[:2], dtype=x.dtype)
     dalpha = np.empty(a.shape, dtype=x.dtype)
     _act.prelu_backward(x.reshape(shape3), dy.reshape(shape3), a, dx.reshape(shape3),

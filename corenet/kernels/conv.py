@@ -13,7 +13,7 @@ import numpy as np
 from .. import config
 from .._kernels import conv as _conv
 from ..errors import HyperparameterError, ShapeError
-from ._common import _apart, _check, _output
+from ._common import _check, _output
 from .conv_args import (_conv_args, _conv_bias, _conv_channels, _conv_check, _conv_out,
                         _conv_out_hw, _conv_tuple, conv_transpose_output_size)
 from .conv_plan import _backward_pass, _check_workspace, _conv_nonempty, _forward_pass
@@ -188,9 +188,7 @@ def conv_bias_grad(dy, out=None):
     _check(dy, kernel, "dy")
     if dy.ndim < 2:
         raise ShapeError(f"{kernel}: dy must have shape (N, C, ...), got {dy.shape}")
-    db = _output(out, kernel, (dy.shape[1],), dy.dtype)
-    if out is not None:
-        _apart(db, kernel, dy)
+    db = _output(out, kernel, (dy.shape[1],), dy.dtype, apart=(dy,))
     s = int(np.prod(dy.shape[2:], dtype=np.int64))
     _conv.channel_sums(dy.reshape(dy.shape[0], dy.shape[1], s), db, config.get_num_threads())
     return db

@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..errors import HyperparameterError, ShapeError
-from ._common import _INT_MAX, _apart, _check, _output
+from ._common import _INT_MAX, _check, _output
 
 
 def _conv_int(v, kernel, name, minimum):
@@ -120,9 +120,7 @@ def _conv_check(a, kernel, name, ndim, dtype=None):
 
 
 def _conv_out(out, kernel, shape, dtype, *inputs):
-    y = _output(out, kernel, shape, dtype)
-    if out is not None:
-        _apart(y, kernel, *inputs)
+    y = _output(out, kernel, shape, dtype, apart=(*inputs,))
     return y
 
 

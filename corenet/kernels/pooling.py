@@ -143,9 +143,7 @@ def max_pool2d_forward(x, kernel_size=2, stride=None, padding=0, out=None,
     _check4(x, kernel, "x")
     g = pool2d_geometry(x.shape[2:], kernel_size, stride, padding, component=kernel)
     shape = x.shape[:2] + g.output_size
-    y = _output(out, kernel, shape, x.dtype)
-    if out is not None:
-        _apart(y, kernel, x)
+    y = _output(out, kernel, shape, x.dtype, apart=(x,))
     if switches_out is None:
         sw = _empty(shape, np.int64, kernel, "switches")
     else:
@@ -166,9 +164,7 @@ def max_pool2d_backward(dy, switches, input_shape, out=None):
     _check4(dy, kernel, "dy")
     _switches(switches, kernel, dy.shape)
     shape = _input_shape(input_shape, kernel, dy.shape)
-    dx = _output(out, kernel, shape, dy.dtype)
-    if out is not None:
-        _apart(dx, kernel, dy, switches)
+    dx = _output(out, kernel, shape, dy.dtype, apart=(dy, switches))
     bad = _pool.max_pool_backward(_planes(dy), _planes(switches), _planes(dx),
                                   config.get_num_threads())
     if shape[2] * shape[3] == 0:       # the kernel skips empty planes: no switch is inside
@@ -186,9 +182,7 @@ def avg_pool2d_forward(x, kernel_size=2, stride=None, padding=0, count_include_p
     kernel = "kernels.avg_pool2d_forward"
     _check4(x, kernel, "x")
     g = pool2d_geometry(x.shape[2:], kernel_size, stride, padding, component=kernel)
-    y = _output(out, kernel, x.shape[:2] + g.output_size, x.dtype)
-    if out is not None:
-        _apart(y, kernel, x)
+    y = _output(out, kernel, x.shape[:2] + g.output_size, x.dtype, apart=(x,))
     (kh, kw), (sth, stw), ((pt, _), (pl, _)) = g.kernel_size, g.stride, g.padding
     _pool.avg_pool_forward(_planes(x), _planes(y), kh, kw, sth, stw, pt, pl,
                            bool(count_include_pad), config.get_num_threads())
@@ -206,9 +200,7 @@ def avg_pool2d_backward(dy, input_shape, kernel_size=2, stride=None, padding=0,
     if dy.shape[2:] != g.output_size:
         raise ShapeError(f"{kernel}: dy must have shape {shape[:2] + g.output_size} for "
                          f"input_shape {shape}, got {dy.shape}")
-    dx = _output(out, kernel, shape, dy.dtype)
-    if out is not None:
-        _apart(dx, kernel, dy)
+    dx = _output(out, kernel, shape, dy.dtype, apart=(dy,))
     (kh, kw), (sth, stw), ((pt, _), (pl, _)) = g.kernel_size, g.stride, g.padding
     _pool.avg_pool_backward(_planes(dy), _planes(dx), kh, kw, sth, stw, pt, pl,
                             bool(count_include_pad), config.get_num_threads())
@@ -223,9 +215,7 @@ def max_unpool2d_forward(x, switches, output_size, out=None):
     _check4(x, kernel, "x")
     _switches(switches, kernel, x.shape)
     ho, wo = _int_pair(output_size, kernel, "output_size", 1)
-    y = _output(out, kernel, x.shape[:2] + (ho, wo), x.dtype)
-    if out is not None:
-        _apart(y, kernel, x, switches)
+    y = _output(out, kernel, x.shape[:2] + (ho, wo), x.dtype, apart=(x, switches))
     bad = _pool.max_unpool_forward(_planes(x), _planes(switches), _planes(y),
                                    config.get_num_threads())
     if bad:
@@ -248,9 +238,7 @@ def max_unpool2d_backward(dy, switches, out=None):
         raise ShapeError(f"{kernel}: switches must be (N, C, H_p, W_p) with N, C = "
                          f"{dy.shape[:2]} of dy, got {getattr(switches, 'shape', switches)}")
     _switches(switches, kernel, switches.shape)
-    dx = _output(out, kernel, switches.shape, dy.dtype)
-    if out is not None:
-        _apart(dx, kernel, dy, switches)
+    dx = _output(out, kernel, switches.shape, dy.dtype, apart=(dy, switches))
     scratch = np.empty((dy.shape[0] * dy.shape[1], dy.shape[2] * dy.shape[3]), np.uint8)
     bad = _pool.max_unpool_backward(_planes(dy), _planes(switches), _planes(dx), scratch,
                                     config.get_num_threads())
@@ -276,9 +264,7 @@ def upsample_nearest2d_forward(x, scale_factor=2, mode="copy", out=None):
     _check4(x, kernel, "x")
     sh, sw, scale = _upsample_args(scale_factor, mode, kernel)
     n, c, h, w = x.shape
-    y = _output(out, kernel, (n, c, h * sh, w * sw), x.dtype)
-    if out is not None:
-        _apart(y, kernel, x)
+    y = _output(out, kernel, (n, c, h * sh, w * sw), x.dtype, apart=(x,))
     _pool.upsample_nearest_forward(_planes(x), _planes(y), sh, sw, scale,
                                    config.get_num_threads())
     return y
@@ -294,9 +280,7 @@ def upsample_nearest2d_backward(dy, scale_factor=2, mode="copy", out=None):
     if ho % sh or wo % sw:
         raise ShapeError(f"{kernel}: dy's spatial size {(ho, wo)} is not a multiple of "
                          f"scale_factor {(sh, sw)}")
-    dx = _output(out, kernel, (n, c, ho // sh, wo // sw), dy.dtype)
-    if out is not None:
-        _apart(dx, kernel, dy)
+    dx = _output(out, kernel, (n, c, ho // sh, wo // sw), dy.dtype, apart=(dy,))
     _pool.upsample_nearest_backward(_planes(dy), _planes(dx), sh, sw, scale,
                                     config.get_num_threads())
     return dx

@@ -7,7 +7,7 @@ import numpy as np
 from .. import config
 from .._kernels import softmax_ce as _sce
 from ..errors import DTypeError, HyperparameterError, ShapeError
-from ._common import _apart, _check, _output
+from ._common import _check, _output
 
 
 def _rowwise(fn, kernel, z, axis, out):
@@ -18,9 +18,7 @@ def _rowwise(fn, kernel, z, axis, out):
         raise HyperparameterError(f"{kernel}: axis must be an int, got {axis!r}")
     if not -z.ndim <= axis < z.ndim:
         raise ShapeError(f"{kernel}: axis {axis} is out of range for shape {z.shape}")
-    if out is not None:
-        _apart(out, kernel, z, same_ok=True)
-    out = _output(out, kernel, z.shape, z.dtype)
+    out = _output(out, kernel, z.shape, z.dtype, inplace=(z,))
     axis = int(axis) % z.ndim
     if z.size == 0:
         return out
